@@ -1,0 +1,1 @@
+"""Networks, dynamics ensembles and the model environment."""
