@@ -3,40 +3,24 @@
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 
 import bremen.tasks as T
 from bremen.errors import UserError
+from bremen.tasks.check import agreement, random_transitions
 
 N_TRANSITIONS = 1500
-
-
-def random_transitions(task, n, seed=0):
-    env = task.make_env(seed=seed)
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    rows = {k: [] for k in ("obs", "act", "next_obs", "rew", "term")}
-    while len(rows["rew"]) < n:
-        act = rng.uniform(-1.0, 1.0, task.act_dim).astype(np.float32)
-        nxt, r, term, trunc, _ = env.step(act)
-        for k, v in zip(rows, (obs, act, nxt, r, term)):
-            rows[k].append(v)
-        obs = env.reset()[0] if (term or trunc) else nxt
-    env.close()
-    return {k: np.asarray(v) for k, v in rows.items()}
 
 
 @pytest.mark.parametrize("name", T.names())
 def test_env_reward_and_termination_equal_task_functions(name):
     task = T.make(name)
-    d = random_transitions(task, N_TRANSITIONS)
+    res = agreement(task, N_TRANSITIONS)
+    d = res["data"]
     assert d["obs"].shape == (N_TRANSITIONS, task.obs_dim)
-    rew = np.asarray(jax.jit(task.reward_fn)(d["obs"], d["act"], d["next_obs"]))
-    term = np.asarray(jax.jit(task.termination_fn)(d["next_obs"]))
-    assert np.max(np.abs(rew - d["rew"])) <= 1e-4
-    np.testing.assert_array_equal(term, d["term"])
+    assert np.max(np.abs(res["reward_fn"] - d["rew"])) <= 1e-4
+    np.testing.assert_array_equal(res["termination_fn"], d["term"])
     if name in ("hopper", "walker2d"):
         assert d["term"].sum() >= 10, "random actions should end many episodes"
     else:
