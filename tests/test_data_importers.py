@@ -186,7 +186,7 @@ def test_minari_dataset_id_resolves_under_minari_datasets_path(tmp_path, monkeyp
     ({"type": "Dict", "subspaces": {}}, "hdf5", "observation space is Dict, unsupported"),
     ({"type": "Tuple", "subspaces": []}, "hdf5", "observation space is Tuple, unsupported"),
     ({"type": "Box", "dtype": "uint8", "shape": [8, 8, 3]}, "hdf5", "Box of shape (8, 8, 3), unsupported"),
-    (None, "arrow", "Minari data format 'arrow' is unsupported"),
+    (None, "zarr", "Minari data format 'zarr' is unsupported"),
 ])
 def test_minari_unsupported_layouts_are_user_errors(tmp_path, space, fmt, phrase):
     path = write_minari(tmp_path / "x-v0", toy_episodes(), obs_space=space, data_format=fmt)
@@ -194,12 +194,23 @@ def test_minari_unsupported_layouts_are_user_errors(tmp_path, space, fmt, phrase
         import_minari(path)
 
 
-def test_minari_real_dataset_from_minari_data_collector(tmp_path, monkeypatch):
+def test_minari_arrow_backend_without_pyarrow_is_a_user_error(tmp_path, monkeypatch):
+    path = write_minari(tmp_path / "x-v0", toy_episodes(), data_format="arrow")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.dataset", None)
+    with pytest.raises(UserError, match="uses the arrow backend, which needs pyarrow \\(not installed\\): pip install"):
+        import_minari(path)
+
+
+@pytest.mark.parametrize("backend", ["hdf5", "arrow", "parquet"])
+def test_minari_real_dataset_from_minari_data_collector(tmp_path, monkeypatch, backend):
     minari = pytest.importorskip("minari")
+    if backend != "hdf5":
+        pytest.importorskip("pyarrow")
     import gymnasium as gym
 
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
-    env = minari.DataCollector(gym.make("Hopper-v5", max_episode_steps=25), record_infos=False, data_format="hdf5")
+    env = minari.DataCollector(gym.make("Hopper-v5", max_episode_steps=25), record_infos=False, data_format=backend)
     env.action_space.seed(0)
     for ep in range(5):
         env.reset(seed=ep)

@@ -2,7 +2,8 @@
 
 - :func:`import_d4rl`: D4RL-layout HDF5 files (BASELINES.md §E.1), including v0 files without ``timeouts`` or
   ``next_observations``.
-- :func:`import_minari`: a local Minari dataset with the HDF5 backend (§E.3), read with h5py only.
+- :func:`import_minari`: a local Minari dataset (§E.3): the HDF5 backend read with h5py only, the Arrow and
+  Parquet backends with pyarrow.
 - :func:`import_brac`: BRAC's TF-checkpoint replay buffers (§A.2, ORIGINAL.md §8.1), read without TensorFlow
   (falls back to TensorFlow only for checkpoint features the built-in reader does not handle).
 
@@ -168,15 +169,62 @@ def _box_shape(space_json: str, what: str, source: str) -> tuple:
     return tuple(space["shape"])
 
 
-def import_minari(path: str, task=None) -> Dataset:
-    """A local Minari dataset (HDF5 backend) as a Dataset, without the ``minari`` package.
+MINARI_KEYS = ("observations", "actions", "rewards", "terminations", "truncations")
 
-    Each ``episode_<id>`` group (in id order) holds ``observations`` (N+1 rows: the initial and the final
-    observation), ``actions``, ``rewards``, ``terminations``, ``truncations`` (N rows). Transitions are
-    ``observations[:-1] -> observations[1:]``, so a truncated episode keeps its last transition. A step with
-    both flags is a terminal (BASELINES.md §E.3); an episode's last step with neither flag becomes a timeout.
-    Only flat Box observation and action spaces are supported. ``task`` defaults to the env id in
-    ``env_spec``; the Minari metadata is kept as ``source_metadata/<key>``.
+
+def _minari_hdf5_episodes(data_dir: str):
+    """(where, {key: array}) per episode of the HDF5 backend: groups ``episode_<id>`` of ``main_data.hdf5``."""
+    main = os.path.join(data_dir, "main_data.hdf5")
+    with open_hdf5(main) as f:
+        names = sorted((n for n in f if re.fullmatch(r"episode_\d+", n)), key=lambda n: int(n.split("_")[1]))
+        for name in names:
+            ep = f[name]
+            for key in MINARI_KEYS:
+                if not isinstance(ep.get(key), h5py.Dataset):
+                    raise UserError(f"{main}: episode group '{name}' has no '{key}' dataset; the dataset is damaged")
+            yield f"{main}: '{name}'", {key: ep[key][()] for key in MINARI_KEYS}
+
+
+def _minari_arrow_episodes(data_dir: str, backend: str):
+    """(where, {key: array}) per episode of the Arrow or Parquet backend: one folder per episode id holding
+    record batches whose columns are padded to N+1 rows (the last row of the step columns is a dummy, dropped)."""
+    try:
+        import pyarrow.dataset as pds
+    except ImportError:
+        raise UserError(
+            f"{data_dir}: this Minari dataset uses the {backend} backend, which needs pyarrow (not installed): "
+            f"pip install pyarrow, or recreate the dataset with data_format='hdf5'"
+        ) from None
+    ids = sorted(int(n) for n in os.listdir(data_dir) if n.isdigit() and os.path.isdir(os.path.join(data_dir, n)))
+    for i in ids:
+        folder = os.path.join(data_dir, str(i))
+        table = pds.dataset(folder, format=backend, ignore_prefixes=["_", ".", "metadata.json"]).to_table()
+        missing = [k for k in MINARI_KEYS if k not in table.column_names]
+        if missing:
+            raise UserError(f"{folder}: episode {i} has no '{missing[0]}' column; the dataset is damaged")
+        ep = {key: _arrow_column(table[key], table.num_rows) for key in MINARI_KEYS}
+        ep.update({key: ep[key][:-1] for key in MINARI_KEYS[1:]})
+        yield f"{folder}: episode {i}", ep
+
+
+def _arrow_column(column, rows: int) -> np.ndarray:
+    """A column as a numpy array; fixed-size lists (Box values) become ``[rows, size]``."""
+    column = column.combine_chunks()
+    if hasattr(column, "flatten"):
+        return column.flatten().to_numpy(zero_copy_only=False).reshape(rows, -1)
+    return column.to_numpy(zero_copy_only=False)
+
+
+def import_minari(path: str, task=None) -> Dataset:
+    """A local Minari dataset as a Dataset, without the ``minari`` package (BASELINES.md §E.3).
+
+    Episodes, in id order, are ``episode_<id>`` groups of ``main_data.hdf5`` (HDF5 backend) or ``<id>/``
+    folders of record batches (Arrow and Parquet backends, need pyarrow), each with ``observations`` (N+1 rows: the
+    initial and the final observation), ``actions``, ``rewards``, ``terminations``, ``truncations`` (N rows).
+    Transitions are ``observations[:-1] -> observations[1:]``, so a truncated episode keeps its last transition.
+    A step with both flags is a terminal; an episode's last step with neither flag becomes a timeout. Only flat
+    Box observation and action spaces are supported. ``task`` defaults to the env id in ``env_spec``; the
+    Minari metadata is kept as ``source_metadata/<key>``.
     """
     data_dir = minari_data_dir(path)
     meta_path = os.path.join(data_dir, "metadata.json")
@@ -185,39 +233,36 @@ def import_minari(path: str, task=None) -> Dataset:
             meta = json.load(fh)
     except ValueError as e:
         raise UserError(f"{meta_path}: not valid JSON ({e}); the Minari dataset is damaged")
-    if meta.get("data_format", "hdf5") != "hdf5":
+    backend = meta.get("data_format", "hdf5")
+    if backend not in ("hdf5", "arrow", "parquet"):
         raise UserError(
-            f"{data_dir}: Minari data format '{meta['data_format']}' is unsupported; bremen reads the hdf5 "
-            f"backend: recreate the dataset with data_format='hdf5'"
+            f"{data_dir}: Minari data format '{backend}' is unsupported; bremen reads the hdf5, arrow and "
+            f"parquet backends: recreate the dataset with data_format='hdf5'"
         )
-    obs_shape = _box_shape(meta.get("observation_space", "{}"), "observation", data_dir)
-    act_shape = _box_shape(meta.get("action_space", "{}"), "action", data_dir)
-    main = os.path.join(data_dir, "main_data.hdf5")
+    obs_dim = int(np.prod(_box_shape(meta.get("observation_space", "{}"), "observation", data_dir)))
+    act_dim = int(np.prod(_box_shape(meta.get("action_space", "{}"), "action", data_dir)))
+    episodes = _minari_hdf5_episodes(data_dir) if backend == "hdf5" else _minari_arrow_episodes(data_dir, backend)
     parts = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")}
-    with open_hdf5(main) as f:
-        names = sorted((n for n in f if re.fullmatch(r"episode_\d+", n)), key=lambda n: int(n.split("_")[1]))
-        for name in names:
-            ep = f[name]
-            for key in ("observations", "actions", "rewards", "terminations", "truncations"):
-                if not isinstance(ep.get(key), h5py.Dataset):
-                    raise UserError(f"{main}: episode group '{name}' has no '{key}' dataset; the dataset is damaged")
-            obs = ep["observations"][()]
-            steps = len(ep["rewards"])
-            if len(obs) != steps + 1:
-                raise UserError(
-                    f"{main}: '{name}' has {len(obs)} observations for {steps} steps, expected {steps + 1}"
-                )
-            term = ep["terminations"][()].astype(bool)
-            trunc = ep["truncations"][()].astype(bool) & ~term
-            trunc[-1:] |= ~term[-1:]
-            parts["observations"].append(obs[:-1].reshape(steps, -1))
-            parts["next_observations"].append(obs[1:].reshape(steps, -1))
-            parts["actions"].append(ep["actions"][()].reshape(steps, -1))
-            parts["rewards"].append(ep["rewards"][()])
-            parts["terminals"].append(term)
-            parts["timeouts"].append(trunc)
-    if not names:
-        raise UserError(f"{main}: no episode groups (episode_<id>); the Minari dataset is empty")
+    for where, ep in episodes:
+        steps = len(ep["rewards"])
+        obs = ep["observations"].reshape(len(ep["observations"]), -1)
+        if len(obs) != steps + 1 or obs.shape[1] != obs_dim:
+            raise UserError(f"{where}: observations of shape {ep['observations'].shape} for {steps} steps, expected "
+                            f"({steps + 1}, {obs_dim})")
+        actions = ep["actions"].reshape(len(ep["actions"]), -1)
+        if actions.shape != (steps, act_dim):
+            raise UserError(f"{where}: actions of shape {ep['actions'].shape}, expected ({steps}, {act_dim})")
+        term = ep["terminations"].astype(bool)
+        trunc = ep["truncations"].astype(bool) & ~term
+        trunc[-1:] |= ~term[-1:]
+        parts["observations"].append(obs[:-1])
+        parts["next_observations"].append(obs[1:])
+        parts["actions"].append(actions)
+        parts["rewards"].append(ep["rewards"])
+        parts["terminals"].append(term)
+        parts["timeouts"].append(trunc)
+    if not parts["rewards"]:
+        raise UserError(f"{data_dir}: no episodes; the Minari dataset is empty")
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
     env_id = json.loads(meta["env_spec"]).get("id") if isinstance(meta.get("env_spec"), str) else None
     metadata = {f"source_metadata/{k}": v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}
@@ -225,11 +270,7 @@ def import_minari(path: str, task=None) -> Dataset:
     task = resolve_task(task)
     if task is not None or env_id:
         metadata["task"] = task.name if task is not None else env_id
-    if arrays["observations"].shape[1:] != (int(np.prod(obs_shape)),):
-        raise UserError(f"{main}: observations do not match the observation space of shape {obs_shape}")
-    if arrays["actions"].shape[1:] != (int(np.prod(act_shape)),):
-        raise UserError(f"{main}: actions do not match the action space of shape {act_shape}")
-    return Dataset.from_arrays(arrays, metadata, main, task)
+    return Dataset.from_arrays(arrays, metadata, data_dir, task)
 
 
 BRAC_VARIABLES = ("_s1", "_s2", "_a1", "_a2", "_reward", "_discount", "_current_size")
