@@ -274,11 +274,13 @@ def validate(arrays: Mapping[str, np.ndarray], source: str, task=None) -> None:
 
 
 def _attr_value(value):
-    """A metadata value as stored: numpy scalars and arrays become plain Python values."""
+    """A metadata value as stored: numpy scalars and arrays become plain Python values, bytes become str."""
     if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
+        value = value.item()
+    elif isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
     return value
 
 
