@@ -147,7 +147,8 @@ def bad_cases(tmp):
         "truncated": ([str(tmp / "truncated.h5")], "not a readable HDF5 file"),
         "missing_key": ([write_raw(tmp / "nokey.h5", next_observations=None)], "missing key 'next_observations'"),
         "lengths": ([write_raw(tmp / "len.h5", rewards=good.rewards[:-1])], "different lengths"),
-        "rank": ([write_raw(tmp / "rank.h5", rewards=good.rewards[:, None])], "'rewards' has shape (10, 1)"),
+        "rank": ([write_raw(tmp / "rank.h5", rewards=good.rewards[:, None])],
+                 "'rewards' has shape (10, 1), expected [N]; import"),
         "dtype": ([write_raw(tmp / "f64.h5", observations=good.observations.astype(np.float64))],
                   "'observations' has dtype float64"),
         "next_obs_dims": ([write_raw(tmp / "dims.h5", next_observations=good.next_observations[:, :2])],
@@ -155,7 +156,8 @@ def bad_cases(tmp):
         "non_finite": ([write_raw(tmp / "nan.h5", actions=nan_act)], "in 2 rows, first at row 2"),
         "task_dims": ([write_raw(tmp / "task.h5"), "--task", "hopper"],
                       "do not match task 'hopper' (obs_dim 11, act_dim 3)"),
-        "both_flags": ([write_raw(tmp / "both.h5", timeouts=both)], "1 rows have both 'terminals' and 'timeouts'"),
+        "both_flags": ([write_raw(tmp / "both.h5", timeouts=both)],
+                       "1 row has both 'terminals' and 'timeouts' set, first at row 3"),
         "empty": ([write_raw(tmp / "empty.h5", **{k: v[:0] for k, v in good.arrays().items()})], "empty"),
     }
 
@@ -196,7 +198,8 @@ def test_validate_and_info_on_a_good_file(tmp_path, ds, capsys):
     capsys.readouterr()
     assert main(["dataset", "validate", path]) == 0
     out = capsys.readouterr().out
-    assert out == f"OK: {path}: 22 transitions, 4 episodes (2 terminals, 1 timeouts), obs_dim 3, act_dim 2, task hopper\n"
+    assert out == (f"OK: {path}: 22 transitions, 4 episodes (2 terminals, 1 timeouts), obs_dim 3, act_dim 2, "
+                   f"task hopper\n")
     assert main(["dataset", "info", path]) == 0
     info = capsys.readouterr().out
     returns = ds.episode_returns()

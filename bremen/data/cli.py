@@ -42,7 +42,8 @@ def cmd_info(args) -> int:
         f"terminals:     {int(ds.terminals.sum())}",
         f"timeouts:      {int(ds.timeouts.sum())}",
         f"return:        mean {returns.mean():.2f}, min {returns.min():.2f}, max {returns.max():.2f} (per episode)",
-        f"reward:        mean {ds.rewards.mean():.4f}, min {ds.rewards.min():.4f}, max {ds.rewards.max():.4f} (per step)",
+        f"reward:        mean {ds.rewards.mean():.4f}, min {ds.rewards.min():.4f}, max {ds.rewards.max():.4f} "
+        f"(per step)",
         "metadata:",
     ]
     for key in sorted(ds.metadata):

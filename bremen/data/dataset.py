@@ -225,9 +225,9 @@ def validate(arrays: Mapping[str, np.ndarray], source: str, task=None) -> None:
     for k in KEYS:
         a = arrays[k]
         if a.ndim != RANKS[k]:
-            raise UserError(
-                f"{source}: '{k}' has shape {a.shape}, expected {SHAPES[RANKS[k]]}; rewrite it with that shape"
-            )
+            fix = (f"import the file instead, which squeezes [N, 1] columns: bremen dataset convert {source} OUT.h5 "
+                   f"--format d4rl" if a.ndim == 2 and a.shape[1] == 1 else "rewrite it with that shape")
+            raise UserError(f"{source}: '{k}' has shape {a.shape}, expected {SHAPES[RANKS[k]]}; {fix}")
     for k in KEYS:
         want = np.float32 if k in FLOAT_KEYS else np.bool_
         if arrays[k].dtype != want:
@@ -261,16 +261,21 @@ def validate(arrays: Mapping[str, np.ndarray], source: str, task=None) -> None:
         if bad.any():
             rows = np.flatnonzero(bad)
             raise UserError(
-                f"{source}: '{k}' has non-finite values (NaN or inf) in {len(rows)} rows, first at row "
+                f"{source}: '{k}' has non-finite values (NaN or inf) in {_rows(len(rows))}, first at row "
                 f"{rows[0]}; drop or repair those rows"
             )
     both = np.flatnonzero(arrays["terminals"] & arrays["timeouts"])
     if len(both):
         raise UserError(
-            f"{source}: {len(both)} rows have both 'terminals' and 'timeouts' set, first at row {both[0]}; "
+            f"{source}: {_rows(len(both))} {'has' if len(both) == 1 else 'have'} both 'terminals' and 'timeouts' "
+            f"set, first at row {both[0]}; "
             f"a step is a termination or a cut, not both: bremen dataset convert {source} OUT.h5 --format d4rl "
             f"keeps the terminal"
         )
+
+
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
 
 
 def _attr_value(value):
