@@ -108,6 +108,8 @@ def test_d4rl_v0_timeouts_are_inferred_from_a_step_counter(tmp_path):
     assert np.flatnonzero(ds.timeouts).tolist() == [int(np.searchsorted(kept_rows, e)) - 1 for e in ends + [n - 1]]
     short = importers.infer_timeouts(np.array([0, 0, 0, 1, 0, 0, 0, 0, 0], bool), horizon=3)
     assert np.flatnonzero(short).tolist() == [2, 6]
+    with pytest.raises(UserError, match="give --horizon >= 1"):
+        import_d4rl(tmp_path / "v0.hdf5", horizon=0)
 
 
 def test_d4rl_errors_name_the_file(tmp_path):

@@ -120,6 +120,9 @@ def import_d4rl(path: str, task=None, horizon: int = 1000) -> Dataset:
             metadata["both_flags_rows"] = both
         timeouts &= ~terminals
     else:
+        if horizon < 1:
+            raise UserError(f"{source}: has no 'timeouts' and the horizon to infer them is {horizon}; "
+                            f"give --horizon >= 1")
         timeouts = infer_timeouts(terminals, horizon)
         metadata["timeouts_inferred_horizon"] = int(horizon)
     arrays = {"observations": raw["observations"], "actions": raw["actions"], "rewards": rewards,
