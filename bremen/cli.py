@@ -16,8 +16,9 @@ from bremen.errors import UserError
 
 # module paths that provide add_parser(subparsers); order = order in --help
 SUBCOMMAND_MODULES = [
-    "bremen.tasks.cli",
+    "bremen.tasks_cli",
     "bremen.data.cli",
+    "bremen.behavior_cli",
 ]
 
 

@@ -1,0 +1,68 @@
+"""Command-line flags of ``offline.py``, ``recursive.py`` and ``save_video.py``.
+
+Every flag of the original scripts is accepted under its original name (ORIGINAL.md §6.1), so the
+original README's commands run unchanged. bremen adds ``--data_path``, ``--preset``, ``--resume``,
+``--log_dir`` and ``--seed``. Boolean flags also have a ``--no_<flag>`` form, because the ``paper`` preset
+turns on the settings of the published runs (``--bc_init --const_sampling``), which the original's own
+defaults left off.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NOISES = ("pure", "eps1", "eps3", "gaussian1", "gaussian3", "random")
+PRESETS = ("paper", "cpu", "smoke")
+
+
+def _bool(parser, name: str, help: str):
+    parser.add_argument(f"--{name}", dest=name, action="store_true", default=None, help=help)
+    parser.add_argument(f"--no_{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
+
+
+def add_original_flags(p: argparse.ArgumentParser, script: str) -> None:
+    """The original scripts' flags. Defaults of ``None`` mean "take the preset's / param file's value"."""
+    g = p.add_argument_group("original flags")
+    g.add_argument("--env", help="task: ant, half_cheetah, hopper, walker2d, cheetah_run (or any gymnasium id)")
+    g.add_argument("--exp_name", default=None, help="experiment name (used in the log path)")
+    g.add_argument("--sub_exp_name", default="", help="sub-folder in the log path")
+    g.add_argument("--noise", default="pure", help=f"dataset variant: {', '.join(NOISES)}")
+    g.add_argument("--algo", default="trpo", help="policy optimizer; only trpo exists")
+    g.add_argument("--param_path", default=None, help="JSON param file (default configs/params_<env>_offline.json)")
+    g.add_argument("--onpol_iters", type=int, default=None, help="outer iterations")
+    g.add_argument("--interval", type=int, default=None, help="outer iterations between deployments (recursive)")
+    g.add_argument("--max_path_length", type=int, default=None, help="imaginary rollout horizon H")
+    g.add_argument("--trpo_batch_size", type=int, default=None, help="imaginary transitions per TRPO step")
+    g.add_argument("--random_seeds", type=int, nargs="+", default=None, help="seeds, run one after another")
+    g.add_argument("--n_train", type=int, default=None,
+                   help="offline: dataset transitions used (a prefix); recursive: total real-data budget")
+    g.add_argument("--alpha", type=float, default=None, help="KL value-penalty coefficient (0 = off)")
+    g.add_argument("--target_kl", type=float, default=None, help="TRPO step size delta")
+    g.add_argument("--ensemble_model_count", type=int, default=None, help="dynamics ensemble size K")
+    _bool(g, "param_value", "MLP value function instead of the linear baseline")
+    _bool(g, "save_variables", "also export the policy at the original's save points")
+    g.add_argument("--restart_iter", type=int, default=0, help="original restart index (see --resume)")
+    for what in ("bc", "policy", "dynamics"):
+        _bool(g, f"restore_{what}_variables", f"restore the {what} from --restore_path (a bremen run directory)")
+    _bool(g, "restore_offline_data", "accepted for compatibility (bremen reads the dataset file)")
+    _bool(g, "restore_value", "restore the value baseline from --restore_path")
+    _bool(g, "bc_init", "initialize TRPO from the BC policy (BREMEN); --no_bc_init gives ME-TRPO-style runs")
+    _bool(g, "use_s_t", "imaginary start states: random dataset observations")
+    _bool(g, "use_s_0", "imaginary start states: first observations of dataset episodes")
+    _bool(g, "pretrain_value", "pre-fit the baseline on the dataset's rewards")
+    g.add_argument("--video_dir", default=None, help="record evaluation videos here")
+    g.add_argument("--restore_path", default=None, help="run directory (or checkpoint) to restore from")
+    g.add_argument("--gaussian", type=float, default=None, help="std of the action-sampling noise")
+    _bool(g, "const_sampling", "sampling noise with a fixed std (--gaussian) instead of --gaussian x sigma(s)")
+    _bool(g, "all_bc", "recursive: BC on all data so far instead of the latest batch")
+    _bool(g, "eval_model", "log model-accuracy diagnostics at every evaluation")
+
+    b = p.add_argument_group("bremen flags")
+    b.add_argument("--preset", choices=PRESETS, default=None,
+                   help="paper: the published runs' sizes (GPU work); cpu: sized for a 2-core CPU; "
+                        "smoke: seconds, for tests")
+    b.add_argument("--data_path", default=None, help="dataset file (default data/<env>/<noise>.h5)")
+    b.add_argument("--log_dir", default=None, help="run directory (default from log_save_dir/env/exp_name/seed)")
+    b.add_argument("--seed", type=int, default=None, help="one seed (same as --random_seeds S)")
+    b.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
+    b.add_argument("--force", action="store_true", help="start over in an existing run directory")
