@@ -89,9 +89,14 @@ class FitReport(NamedTuple):
 def ensemble_init(key, obs_dim: int, act_dim: int, config: DynamicsConfig = DynamicsConfig()) -> EnsembleState:
     """K independently initialized members (Glorot-uniform, as TF1 ``tf.layers.dense``)."""
     out = obs_dim + int(config.learn_reward)
-    sizes = [obs_dim + act_dim] + [config.hidden] * config.n_layers + [out]
-    params = jax.vmap(lambda k: mlp_init(k, sizes, "glorot"))(jax.random.split(key, config.ensemble_size))
+    sizes = (obs_dim + act_dim,) + (config.hidden,) * config.n_layers + (out,)
+    params = _init_members(key, sizes, config.ensemble_size)
     return EnsembleState(params, optax.adam(config.lr).init(params))
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def _init_members(key, sizes, n_members):
+    return jax.vmap(lambda k: mlp_init(k, sizes, "glorot"))(jax.random.split(key, n_members))
 
 
 def _member(params, k):

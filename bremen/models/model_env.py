@@ -1,0 +1,191 @@
+"""The learned-model environment and imaginary rollouts (ORIGINAL.md §3).
+
+:class:`ModelEnv` holds what the model cannot learn or should not: the task's reward and termination
+functions (known in closed form for built-in tasks, quirk 5), the action bounds and the member-choice rule.
+Its :meth:`~ModelEnv.step` is pure and works inside ``lax.scan``:
+
+    a_c = clip(a, low, high);  s' = clip(ŝ'_k(s, a_c), ±1e5);  r = reward_fn(s, a_c, s');  done = termination_fn(s')
+
+with member ``k`` drawn uniformly **once per step for the whole batch** (the original, quirk 4;
+``member_mode="batch"``) or independently for every rollout at every step (``member_mode="rollout"``).
+
+:func:`rollout` is one ``lax.scan`` of ``n_steps`` lock-step steps over ``n_envs`` rows. How it relates to the
+original's batch assembly (§3.1, §3.4): the original runs n_envs = batch/H model envs in lock-step, restarts
+every ended rollout from a new start state, stops once the *completed* rollouts hold ≥ batch transitions,
+and discards the unfinished ones. Here every row also restarts right after an episode ends
+(``auto_reset``), but the scan has a fixed length, so the batch is the ``n_steps × n_envs`` grid with a
+``valid`` mask: steps of episodes that ended (termination or the H-step limit) before the scan's end are
+valid, the unfinished tail of each row is masked out (or kept as a truncated episode with
+``keep_unfinished``). Without terminations and with n_steps = H this is exactly the original's batch
+(n_envs complete H-step paths). With terminations the original keeps sampling until it has enough
+completed steps; here the count of valid steps varies and is at most n_steps·n_envs. ``auto_reset=False``
+gives one episode per row, the rest of the row masked after it ends.
+
+The original's zero-padded, truncated TRPO batch (quirk 3) is reproduced by :func:`padded_rows`: completed
+paths in completion order, zero-padded to the longest length L, flattened row-major and cut to the first
+``batch_size`` rows, all in fixed shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from bremen.models.dynamics import apply_all, predict, predict_reward
+from bremen.models.policy import sample
+
+
+@dataclass(frozen=True)
+class ModelEnv:
+    """Static description of the imaginary environment (hashable: a ``jax.jit`` static argument).
+
+    ``reward_fn(obs, act_clipped, next_obs)`` and ``termination_fn(next_obs)`` are batched JAX functions;
+    ``reward_fn=None`` uses the ensemble's learned reward head, ``termination_fn=None`` never terminates.
+    """
+
+    reward_fn: Optional[Callable] = None
+    termination_fn: Optional[Callable] = None
+    act_low: float = -1.0
+    act_high: float = 1.0
+    obs_clip: float = 1e5
+    member_mode: str = "batch"
+    activation: str = "relu"
+
+    @classmethod
+    def from_task(cls, task, **kwargs) -> "ModelEnv":
+        """The model env of a :class:`bremen.tasks.base.Task` (its reward, termination and action bounds)."""
+        return cls(task.reward_fn, task.termination_fn, task.act_low, task.act_high, **kwargs)
+
+    def reset(self, key, start_obs, n: int):
+        """``n`` start states drawn uniformly (with replacement) from the pool ``start_obs [M, d]``."""
+        return start_obs[jax.random.randint(key, (n,), 0, start_obs.shape[0])]
+
+    def step(self, ens_params, norm, obs, act, key):
+        """One imaginary step for a batch ``obs [n, d]``: returns ``(next_obs, reward, terminated)``."""
+        act = jnp.clip(act, self.act_low, self.act_high)
+        n_members = jax.tree.leaves(ens_params)[0].shape[0]
+        learned = self.reward_fn is None
+        if self.member_mode == "batch":
+            k = jax.random.randint(key, (), 0, n_members)
+            if learned:
+                next_obs, rew = predict_reward(ens_params, norm, obs, act, k, self.activation)
+            else:
+                next_obs = predict(ens_params, norm, obs, act, k, self.activation)
+        elif self.member_mode == "rollout":
+            out = apply_all(ens_params, norm, obs, act, self.activation)
+            ks = jax.random.randint(key, obs.shape[:1], 0, n_members)
+            out = out[ks, jnp.arange(obs.shape[0])]
+            d = obs.shape[-1]
+            next_obs = obs + out[:, :d] * norm.delta_std + norm.delta_mean
+            rew = out[:, d] * norm.rew_std + norm.rew_mean if learned else None
+        else:
+            raise ValueError(f"member_mode must be 'batch' or 'rollout', not {self.member_mode!r}")
+        next_obs = jnp.clip(next_obs, -self.obs_clip, self.obs_clip)
+        if not learned:
+            rew = self.reward_fn(obs, act, next_obs)
+        term = (
+            jnp.zeros(obs.shape[:1], bool) if self.termination_fn is None
+            else jnp.asarray(self.termination_fn(next_obs), bool)
+        )
+        return next_obs, rew, term
+
+
+class Rollout(NamedTuple):
+    """A time-major ``[n_steps, n_envs, ...]`` batch of imaginary transitions."""
+
+    obs: jnp.ndarray
+    act: jnp.ndarray  # the policy's sample, before clipping (what its likelihood is taken of)
+    next_obs: jnp.ndarray
+    rew: jnp.ndarray
+    term: jnp.ndarray  # termination_fn fired on next_obs
+    trunc: jnp.ndarray  # the episode reached H steps without terminating
+    last: jnp.ndarray  # the episode ends here: term, trunc, or the scan's last step
+    t: jnp.ndarray  # step index within the episode
+    valid: jnp.ndarray  # the step belongs to the batch (see module docstring)
+
+
+@partial(
+    jax.jit,
+    static_argnames=("env", "n_envs", "horizon", "n_steps", "sampling_std", "const_sampling", "deterministic",
+                     "policy_activation", "auto_reset", "keep_unfinished"),
+)
+def rollout(
+    policy_params,
+    stats,
+    ens_params,
+    norm,
+    start_obs,
+    key,
+    *,
+    env: ModelEnv,
+    n_envs: int,
+    horizon: int,
+    n_steps: Optional[int] = None,
+    sampling_std: float = 0.1,
+    const_sampling: bool = True,
+    deterministic: bool = False,
+    policy_activation: str = "relu",
+    auto_reset: bool = True,
+    keep_unfinished: bool = False,
+) -> Rollout:
+    """``n_steps`` (default ``horizon``) lock-step imaginary steps of ``n_envs`` rows, one ``lax.scan``.
+
+    Actions come from :func:`bremen.models.policy.sample` (``sampling_std``, ``const_sampling``,
+    ``deterministic``); episodes start from states drawn from the pool ``start_obs [M, obs_dim]`` (the
+    caller fills it from the real env's reset distribution, as the original, or from the dataset).
+    """
+    n_steps = horizon if n_steps is None else n_steps
+    k_start, k_scan = jax.random.split(key)
+
+    def body(carry, k):
+        obs, t = carry
+        k_act, k_model, k_reset = jax.random.split(k, 3)
+        act = sample(policy_params, stats, obs, k_act, sampling_std, const_sampling, deterministic,
+                     policy_activation, env.act_low, env.act_high)
+        next_obs, rew, term = env.step(ens_params, norm, obs, act, k_model)
+        trunc = ~term & (t + 1 >= horizon)
+        ended = term | trunc
+        new_obs = jnp.where(ended[:, None], env.reset(k_reset, start_obs, n_envs), next_obs)
+        return (new_obs, jnp.where(ended, 0, t + 1)), (obs, act, next_obs, rew, term, trunc, t)
+
+    init = (env.reset(k_start, start_obs, n_envs), jnp.zeros((n_envs,), jnp.int32))
+    _, (obs, act, next_obs, rew, term, trunc, t) = jax.lax.scan(body, init, jax.random.split(k_scan, n_steps))
+    ended = term | trunc
+    # completed[t]: an episode end at or after t in the row, i.e. the episode holding step t completed.
+    completed = jnp.flip(jnp.cumsum(jnp.flip(ended, 0), 0), 0) > 0
+    valid = completed | keep_unfinished
+    if not auto_reset:
+        valid &= (jnp.cumsum(ended, 0) - ended) == 0  # first episode of each row only
+    last = ended | (jnp.arange(n_steps) == n_steps - 1)[:, None]
+    return Rollout(obs, act, next_obs, rew, term, trunc, last, t, valid)
+
+
+def padded_rows(roll: Rollout, batch_size: int):
+    """Row indices of the original's TRPO batch (quirk 3), in fixed shapes.
+
+    Completed paths (valid, ended by termination or the H limit) are ordered by completion (step, then
+    row, as the lock-step sampler appended them), zero-padded to the longest completed length L, stacked
+    into [paths × L], flattened row-major and cut to the first ``batch_size`` rows. Returns
+    ``(t_idx, env_idx, real, weight)`` of shape ``[batch_size]``: where to gather each row from the rollout
+    grid, whether it is a real step (else a zero padding row), and whether it exists in the original's
+    array at all (rows beyond ``paths × L``, when the scan completed fewer than ``batch_size`` rows' worth of
+    paths, get weight 0; padding rows inside it get weight 1 and enter every mean, as in the original).
+    """
+    n_steps, n_envs = roll.t.shape
+    ends = ((roll.term | roll.trunc) & roll.valid).reshape(-1)
+    (order,) = jnp.nonzero(ends, size=ends.shape[0], fill_value=0)  # completion order: flat index = t·n + i
+    lengths = roll.t.reshape(-1)[order] + 1
+    n_paths = jnp.sum(ends)
+    max_len = jnp.maximum(jnp.max(jnp.where(jnp.arange(ends.shape[0]) < n_paths, lengths, 0)), 1)
+    r = jnp.arange(batch_size)
+    p, k = r // max_len, r % max_len
+    exists = p < n_paths
+    p = jnp.minimum(p, ends.shape[0] - 1)
+    real = exists & (k < lengths[p])
+    t_end, env_idx = order[p] // n_envs, order[p] % n_envs
+    t_idx = jnp.clip(t_end - lengths[p] + 1 + k, 0, n_steps - 1)
+    return t_idx, env_idx, real, exists.astype(jnp.float32)
