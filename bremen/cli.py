@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = [
     "bremen.tasks_cli",
     "bremen.data.cli",
     "bremen.behavior_cli",
+    "bremen.offline_cli",
 ]
 
 

@@ -1,0 +1,1 @@
+"""Learning algorithms: one module per algorithm (a Config dataclass, a pytree state, pure jitted updates)."""

@@ -1,0 +1,64 @@
+"""``bremen train-behavior`` (SAC behavior policies trained to a target) and ``bremen collect`` (datasets)."""
+
+from __future__ import annotations
+
+
+from bremen.errors import UserError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "train-behavior",
+        help="train a SAC behavior policy online until it reaches a target return",
+        description="Train SAC (BRAC's recipe) online on TASK. Every --eval-every env steps the deterministic "
+        "policy is evaluated; the first policy whose two consecutive evaluations reach --eval-target is saved as "
+        "OUT/partial_target/ (the policy to collect data with), the best as OUT/best/, the last as OUT/final/. "
+        "A checkpoint after every evaluation lets --resume continue a killed run.",
+    )
+    p.add_argument("--task", required=True, help="task name, e.g. hopper (see `bremen tasks`)")
+    p.add_argument("--eval-target", type=float, help="target return R (required unless --resume)")
+    p.add_argument("--steps", type=int, help="total env steps incl. warm-up (default 1000000; with --resume: "
+                   "the run's own, or a new total to extend it)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random stream (default 0)")
+    p.add_argument("--out", help="run folder (default log/behavior/<task>/seed<S>/)")
+    p.add_argument("--resume", action="store_true", help="continue the run in the out folder from its checkpoint")
+    p.add_argument("--force", action="store_true", help="delete an earlier run in the out folder and start afresh")
+    p.add_argument("--eval-every", type=int, default=5000, help="env steps between evaluations (default 5000)")
+    p.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation (default 10)")
+    p.add_argument("--update-every", type=int, default=50,
+                   help="K env steps, then K SAC updates in one compiled call (default 50; 1 = interleaved)")
+    p.add_argument("--stop-at-target", action="store_true",
+                   help="end the run as soon as the partial-target policy is saved (saves time on a small machine)")
+    p.add_argument("--preset", choices=("brac", "smoke"), default="brac",
+                   help="brac: BRAC's SAC (default); smoke: tiny networks and warm-up, for tests")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train_behavior)
+
+
+def run_train_behavior(args) -> int:
+    from bremen.loops import behavior as B
+
+    progress = not args.no_progress
+    if args.resume:
+        if args.force:
+            raise UserError("--resume and --force contradict each other; give one of them")
+        out = args.out or B.default_out_dir(args.task, args.seed)
+        summary = B.resume_behavior(out, steps=args.steps, task=args.task, progress=progress)
+    else:
+        if args.eval_target is None:
+            raise UserError("--eval-target is required for a new run (e.g. --eval-target 1000)")
+        sac = B.SMOKE_SAC if args.preset == "smoke" else B.SACConfig()
+        config = B.BehaviorConfig(
+            task=args.task, eval_target=args.eval_target, steps=1_000_000 if args.steps is None else args.steps,
+            seed=args.seed, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+            update_every=args.update_every, stop_at_target=args.stop_at_target, sac=sac,
+        )
+        summary = B.train_behavior(config, args.out, force=args.force, progress=progress)
+    pt = summary["partial_target"]
+    best = summary["best"]
+    print(
+        f"done: {summary['env_steps']} env steps, {summary['wall_time']:.0f} s; "
+        f"best eval {best['mean']:.1f} at step {best['step']}; "
+        + (f"target reached at step {pt['step']} (eval {pt['mean']:.1f})" if pt else "target not reached")
+    )
+    return 0

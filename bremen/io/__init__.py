@@ -1,0 +1,1 @@
+"""Files: exported policies, checkpoints and CSV logs."""
