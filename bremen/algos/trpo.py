@@ -1,0 +1,325 @@
+"""TRPO on imaginary rollouts, as BREMEN runs it (ORIGINAL.md §5), one compiled call per iteration.
+
+One iteration (:func:`trpo_iteration`, a single ``jax.jit``): imaginary rollout (``lax.scan`` over the model
+env) → baseline values → KL penalty and GAE (reverse ``lax.scan``) → one natural-gradient step with a
+backtracking line search (``lax.while_loop``\\ s) → baseline refit on this iteration's paths.
+
+Advantages (§5.2, §5.3): with V(s') := 0 after the last step of every path (termination *and* the H limit:
+no bootstrap at truncation, quirk 11; ``bootstrap_truncation`` bootstraps V(s') there instead),
+
+    δ_t = r_t + γ V(s_{t+1}) − V(s_t) − α KL_t,     KL_t = KL(π_θ(·|s_t) ‖ π_β(·|s_t)),
+    Â_t = Σ_k (γλ)^k δ_{t+k},     value targets = Â_t + V(s_t) (λ-returns that include the KL penalty),
+
+then Â is normalized, (Â − mean)/(std + 1e-8), over all valid steps.
+
+Step (§5.5): L(θ) = −mean_i[ π_θ(a_i|s_i)/π_old(a_i|s_i) · Â_i ], g = ∇L, F = ∇²_θ mean KL(π_old ‖ π_θ) at
+θ_old (computed exactly as Jᵀ M J, J the Jacobian of (μ, log σ) w.r.t. θ and M = diag(1/σ², 2) the
+Hessian of the Gaussian KL in those outputs, with ``jax.linearize``/``jax.linear_transpose``), x = CG(F + λI,
+−g) with 10 iterations, s = x / sqrt(½ xᵀ(F + λI)x / δ) so the damped quadratic KL is δ, then fractions
+1, ½, …, ½⁹ of s; the first with actual improvement > 0 and actual/expected > 0.1 is taken, none → no
+change. No KL check (quirk 10; ``line_search_kl`` adds one).
+
+Quirk 1 (kept by default): actions are sampled with the fixed σ_g (``const_sampling``) but the ratios, the
+Fisher matrix and both KLs use the network's σ(s). ``consistent_likelihood=True`` uses the sampling
+distribution everywhere instead. Quirk 3 (zero-padded, truncated batch) is ``padded_batch=True``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from bremen.algos.baselines import baseline_fit, baseline_init, baseline_predict
+from bremen.models.model_env import ModelEnv, Rollout, padded_rows, rollout
+from bremen.models.normalizer import Normalization, RunningStats, normalize
+from bremen.models.policy import dist, kl, log_prob, sampling_log_std
+
+
+@dataclass(frozen=True)
+class TRPOConfig:
+    """TRPO on the model (defaults: the original's config and published run commands)."""
+
+    gamma: float = 0.99
+    """Discount γ."""
+    gae_lambda: float = 0.95
+    """GAE λ (the original's configs: 0.97 for ant, 0.95 for the others)."""
+    target_kl: float = 0.05
+    """Trust-region size δ (published runs: 0.05 or 0.1; the original CLI default was 0.01)."""
+    cg_iters: int = 10
+    """Conjugate-gradient iterations."""
+    cg_damping: float = 0.1
+    """Damping λ added to the Fisher matrix."""
+    cg_residual_tol: float = 1e-10
+    """CG stops early when rᵀr falls below this."""
+    backtrack_iters: int = 10
+    """Line-search tries (fractions 1, r, r², …)."""
+    backtrack_ratio: float = 0.5
+    """Line-search shrink factor r."""
+    accept_ratio: float = 0.1
+    """Minimum actual/expected improvement to accept a fraction."""
+    line_search_kl: Optional[float] = None
+    """None: no KL check in the line search (original); x: also require mean KL ≤ x·target_kl."""
+    iterations: int = 25
+    """TRPO iterations per outer iteration (read by the training loops)."""
+    batch_size: int = 50_000
+    """Imaginary transitions per iteration; n_envs = clip(batch_size // horizon, 1, 1000) parallel rollouts."""
+    horizon: int = 1000
+    """Imaginary episode limit H (published runs: 250 ant/half_cheetah/cheetah_run, 1000 hopper/walker2d)."""
+    rollout_steps: Optional[int] = None
+    """Length of the lock-step scan (None: H); longer scans collect more completed episodes."""
+    auto_reset: bool = True
+    """Restart ended rollouts inside the scan (original); False: one episode per row."""
+    keep_unfinished: bool = False
+    """Keep the unfinished episode at each row's end as a truncated path (the original discards it)."""
+    padded_batch: bool = False
+    """Quirk 3: TRPO step on the first batch_size rows of the zero-padded [paths × L] array."""
+    alpha: float = 0.0
+    """Coefficient of the KL value penalty α·KL(π_θ‖π_β) subtracted from every TD residual."""
+    sampling_std: float = 0.1
+    """σ_g of the action noise (published runs: --gaussian 0.1; CLI default 1.0)."""
+    const_sampling: bool = True
+    """a = μ + 𝒩(0, σ_g²) (published runs); False: a = μ + σ_g·σ(s)·𝒩(0, 1)."""
+    consistent_likelihood: bool = False
+    """Quirk 1 off: ratios, Fisher and KLs use the sampling distribution instead of the network's σ."""
+    bootstrap_truncation: bool = False
+    """Bootstrap V(s') when a path ends at H without terminating (the original uses V = 0)."""
+    baseline: str = "linear"
+    """Value baseline: 'linear' (original) or 'mlp' (--param_value)."""
+    baseline_reg: float = 1e-5
+    """Ridge coefficient of the linear baseline."""
+    policy_activation: str = "relu"
+    """Hidden activation of the policy MLP."""
+
+    @property
+    def n_envs(self) -> int:
+        """Parallel imaginary rollouts, int(batch_size / horizon) clamped to [1, 1000] (§3.1)."""
+        return min(max(self.batch_size // self.horizon, 1), 1000)
+
+
+class TRPOState(NamedTuple):
+    """Everything one TRPO iteration reads and writes (the model, the BC policy and the start pool are read)."""
+
+    policy: list
+    stats: RunningStats  # the policy's (and baseline's) observation statistics, copied from BC
+    behavior: list  # π_β, for the KL penalty and its logging
+    behavior_stats: RunningStats
+    baseline: Any
+    ens_params: list
+    norm: Normalization
+    start_obs: jnp.ndarray  # [M, obs_dim] pool of imaginary start states
+    iteration: jnp.ndarray
+
+
+def trpo_init(policy, stats, behavior, behavior_stats, ens_params, norm, start_obs, key,
+              config: TRPOConfig = TRPOConfig()) -> TRPOState:
+    """Initial state; the baseline starts at V = 0 (linear) or a fresh MLP."""
+    base = baseline_init(config.baseline, key, start_obs.shape[-1])
+    return TRPOState(policy, stats, behavior, behavior_stats, base, ens_params, norm,
+                     jnp.asarray(start_obs, jnp.float32), jnp.zeros((), jnp.int32))
+
+
+def conjugate_gradient(fvp, b, iters: int = 10, residual_tol: float = 1e-10):
+    """Solve A x = b for SPD A given as ``fvp(v) = A v``, from x = 0; stops when rᵀr < residual_tol."""
+
+    def cond(c):
+        i, _, _, _, rr = c
+        return (i < iters) & (rr >= residual_tol)
+
+    def body(c):
+        i, x, r, p, rr = c
+        z = fvp(p)
+        v = rr / (p @ z)
+        x, r = x + v * p, r - v * z
+        rr_new = r @ r
+        return i + 1, x, r, r + (rr_new / rr) * p, rr_new
+
+    return jax.lax.while_loop(cond, body, (0, jnp.zeros_like(b), b, b, b @ b))[1]
+
+
+def gae(rew, v, v_next, kl_t, term, last, *, gamma: float, lam: float, alpha: float = 0.0,
+        bootstrap_truncation: bool = False):
+    """Advantages and value targets on a time-major ``[T, n]`` grid of consecutive steps.
+
+    ``last[t]`` ends a path at t (the next row entry starts a new one); ``term[t]`` marks a termination.
+    V(s') is ``v_next`` mid-path, 0 after a termination, and 0 (default) or ``v_next`` at other path ends.
+    Returns ``(Â, Â + V)``.
+    """
+    boot = ~term & (~last | bootstrap_truncation)
+    delta = rew + gamma * v_next * boot - v - alpha * kl_t
+
+    def back(a_next, x):
+        d, end = x
+        a = d + gamma * lam * jnp.where(end, 0.0, a_next)
+        return a, a
+
+    _, adv = jax.lax.scan(back, jnp.zeros_like(rew[0]), (delta, last), reverse=True)
+    return adv, adv + v
+
+
+def _likelihood_dist(params, stats, obs, config: TRPOConfig, env: ModelEnv):
+    """(μ, log σ) used for ratios and KLs: the network's σ (original) or the sampling σ."""
+    mu, log_std = dist(params, stats, obs, config.policy_activation, env.act_low, env.act_high)
+    if config.consistent_likelihood:
+        log_std = sampling_log_std(log_std, config.sampling_std, config.const_sampling)
+    return mu, log_std
+
+
+def fisher_vector_product(outputs, flat0, w, damping: float):
+    """``v ↦ (F + damping·I) v`` with F the Hessian at θ_old of Σ_i w_i KL(π_old(·|s_i) ‖ π_θ(·|s_i)).
+
+    ``outputs(flat) -> (μ, log σ)`` on the batch. At θ = θ_old the KL's gradient in (μ, log σ) vanishes, so
+    the Hessian is exactly Jᵀ M J with M = diag(w/σ_old², 2w): one linearized forward pass, then a JVP and
+    its transpose per product. Returns ``((μ_old, log σ_old), fvp)``.
+    """
+    (mu0, ls0), f_jvp = jax.linearize(outputs, flat0)
+    f_vjp = jax.linear_transpose(f_jvp, flat0)
+
+    def fvp(v):
+        dmu, dls = f_jvp(v)
+        (fv,) = f_vjp((w[:, None] * dmu * jnp.exp(-2.0 * ls0), w[:, None] * 2.0 * dls))
+        return fv + damping * v
+
+    return (mu0, ls0), fvp
+
+
+def natural_gradient_step(params, lik, obs, act, adv, w, config: TRPOConfig):
+    """One TRPO step on weighted rows (``w``: 1 for rows in the batch mean, 0 for absent rows).
+
+    ``lik(params, obs) -> (μ, log σ)``. Returns ``(params, info)``.
+    """
+    flat0, unravel = ravel_pytree(params)
+    wn = w / jnp.sum(w)
+
+    def outputs(flat):
+        return lik(unravel(flat), obs)
+
+    (mu0, ls0), fvp = fisher_vector_product(outputs, flat0, wn, config.cg_damping)
+    logp0 = log_prob(mu0, ls0, act)
+
+    def surr_loss(flat):
+        mu, ls = outputs(flat)
+        return -jnp.sum(wn * jnp.exp(log_prob(mu, ls, act) - logp0) * adv)
+
+    def mean_kl(flat):
+        mu, ls = outputs(flat)
+        return jnp.sum(wn * kl(mu0, ls0, mu, ls))
+
+    loss0, g = jax.value_and_grad(surr_loss)(flat0)
+    x = conjugate_gradient(fvp, -g, config.cg_iters, config.cg_residual_tol)
+    step = x / jnp.sqrt(0.5 * (x @ fvp(x)) / config.target_kl)
+    expected = -g @ step
+
+    def try_fraction(i):
+        frac = config.backtrack_ratio ** i.astype(jnp.float32)
+        new = flat0 + frac * step
+        actual = loss0 - surr_loss(new)
+        ok = (actual > 0) & (actual / (frac * expected) > config.accept_ratio)
+        if config.line_search_kl is not None:
+            ok &= mean_kl(new) <= config.line_search_kl * config.target_kl
+        return ok, frac
+
+    def cond(c):
+        i, accepted, _ = c
+        return (i < config.backtrack_iters) & ~accepted
+
+    def body(c):
+        i, _, _ = c
+        ok, frac = try_fraction(i)
+        return i + 1, ok, jnp.where(ok, frac, 0.0)
+
+    _, _, frac = jax.lax.while_loop(cond, body, (0, jnp.array(False), jnp.array(0.0)))
+    flat = flat0 + frac * step
+    info = {
+        "surrogate_before": -loss0,
+        "surrogate_after": -surr_loss(flat),
+        "expected_improvement": expected,
+        "kl_after": mean_kl(flat),
+        "step_fraction": frac,
+    }
+    return unravel(flat), info
+
+
+def _masked_stats(x, mask, prefix):
+    n = jnp.maximum(jnp.sum(mask), 1)
+    return {
+        f"{prefix}_mean": jnp.sum(jnp.where(mask, x, 0.0)) / n,
+        f"{prefix}_max": jnp.max(jnp.where(mask, x, -jnp.inf)),
+        f"{prefix}_min": jnp.min(jnp.where(mask, x, jnp.inf)),
+    }
+
+
+def advantages(state: TRPOState, roll: Rollout, config: TRPOConfig, env: ModelEnv):
+    """Baseline values, per-step behavior KL, GAE and value targets for a rollout grid."""
+    lik = partial(_likelihood_dist, config=config, env=env)
+    mu, ls = lik(state.policy, state.stats, roll.obs)
+    mu_b, ls_b = lik(state.behavior, state.behavior_stats, roll.obs)
+    kl_b = kl(mu, ls, mu_b, ls_b)
+    obs_n = normalize(state.stats, roll.obs)
+    v = baseline_predict(config.baseline, state.baseline, obs_n, roll.t)
+    v_next = baseline_predict(config.baseline, state.baseline, normalize(state.stats, roll.next_obs), roll.t + 1)
+    adv, targets = gae(roll.rew, v, v_next, kl_b, roll.term, roll.last, gamma=config.gamma, lam=config.gae_lambda,
+                       alpha=config.alpha, bootstrap_truncation=config.bootstrap_truncation)
+    return adv, targets, kl_b, obs_n
+
+
+@partial(jax.jit, static_argnames=("config", "env"))
+def trpo_iteration(state: TRPOState, key, *, config: TRPOConfig, env: ModelEnv):
+    """One full TRPO iteration as a single compiled call: returns ``(state, info)``.
+
+    ``info`` (scalars): advantages_mean/max/min (before normalization), behavior_policy_kl_mean/max/min,
+    surrogate_before/after (mean ratio·Â), expected_improvement, kl_after (mean KL(π_old‖π_new) on the step
+    batch), step_fraction (0: rejected), imagined_return (mean return of the completed episodes),
+    episodes, valid_steps.
+    """
+    roll = rollout(state.policy, state.stats, state.ens_params, state.norm, state.start_obs, key, env=env,
+                   n_envs=config.n_envs, horizon=config.horizon, n_steps=config.rollout_steps,
+                   sampling_std=config.sampling_std, const_sampling=config.const_sampling,
+                   policy_activation=config.policy_activation, auto_reset=config.auto_reset,
+                   keep_unfinished=config.keep_unfinished)
+    adv, targets, kl_b, obs_n = advantages(state, roll, config, env)
+    valid = roll.valid
+    n_valid = jnp.maximum(jnp.sum(valid), 1)
+    adv_mean = jnp.sum(jnp.where(valid, adv, 0.0)) / n_valid
+    adv_std = jnp.sqrt(jnp.sum(jnp.where(valid, (adv - adv_mean) ** 2, 0.0)) / n_valid)
+    adv_n = (adv - adv_mean) / (adv_std + 1e-8)
+
+    d, a = roll.obs.shape[-1], roll.act.shape[-1]
+    if config.padded_batch:
+        t_idx, e_idx, real, w = padded_rows(roll, config.batch_size)
+        obs = jnp.where(real[:, None], roll.obs[t_idx, e_idx], 0.0)
+        act = jnp.where(real[:, None], roll.act[t_idx, e_idx], 0.0)
+        adv_rows = jnp.where(real, adv_n[t_idx, e_idx], 0.0)
+    else:
+        obs, act = roll.obs.reshape(-1, d), roll.act.reshape(-1, a)
+        adv_rows, w = jnp.where(valid, adv_n, 0.0).reshape(-1), valid.reshape(-1).astype(jnp.float32)
+
+    lik = lambda p, o: _likelihood_dist(p, state.stats, o, config, env)  # noqa: E731
+    policy, step_info = natural_gradient_step(state.policy, lik, obs, act, adv_rows, w, config)
+    base = baseline_fit(config.baseline, state.baseline, obs_n.reshape(-1, d), roll.t.reshape(-1),
+                        targets.reshape(-1), valid.reshape(-1).astype(jnp.float32), config.baseline_reg)
+
+    episodes = jnp.sum(roll.last & valid)
+    info = {
+        **_masked_stats(adv, valid, "advantages"),
+        **_masked_stats(kl_b, valid, "behavior_policy_kl"),
+        **step_info,
+        "imagined_return": jnp.sum(jnp.where(valid, roll.rew, 0.0)) / jnp.maximum(episodes, 1),
+        "episodes": episodes,
+        "valid_steps": jnp.sum(valid),
+    }
+    return state._replace(policy=policy, baseline=base, iteration=state.iteration + 1), info
+
+
+@partial(jax.jit, static_argnames=("config", "env", "n_iters"))
+def trpo_run(state: TRPOState, key, *, config: TRPOConfig, env: ModelEnv, n_iters: int):
+    """``n_iters`` iterations in one ``lax.scan``; ``info`` values gain a leading ``[n_iters]`` axis."""
+
+    def one(s, k):
+        return trpo_iteration(s, k, config=config, env=env)
+
+    return jax.lax.scan(one, state, jax.random.split(key, n_iters))

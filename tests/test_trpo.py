@@ -1,0 +1,159 @@
+"""TRPO math (CG, GAE, Fisher products, the δ-scaled step, the linear baseline) and a learning test."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from bremen.algos import baselines as BL
+from bremen.algos.trpo import (TRPOConfig, conjugate_gradient, fisher_vector_product, gae, natural_gradient_step,
+                               trpo_init, trpo_iteration)
+from bremen.models import normalizer as N
+from bremen.models import policy as P
+from bremen.models.model_env import ModelEnv, rollout
+
+
+def test_conjugate_gradient_solves_spd_system():
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(12, 12)))
+    a = jnp.asarray(q @ np.diag(np.linspace(0.5, 5.0, 12)) @ q.T, jnp.float32)
+    b = jnp.asarray(rng.normal(size=12), jnp.float32)
+    x = conjugate_gradient(lambda v: a @ v, b, iters=30)
+    np.testing.assert_allclose(a @ x, b, atol=1e-4)
+    x10 = conjugate_gradient(lambda v: a @ v, b, iters=10)  # 10 iterations: close, not necessarily exact
+    assert float(jnp.linalg.norm(a @ x10 - b)) < 0.05 * float(jnp.linalg.norm(b))
+
+
+def test_gae_matches_hand_computation():
+    # one row, two paths: steps 0-1 end in a termination, steps 2-3 end at the time limit
+    rew, v = jnp.array([[1.0], [2.0], [3.0], [4.0]]), jnp.array([[0.5], [0.6], [0.7], [0.8]])
+    v_next, kl_t = jnp.array([[0.6], [0.7], [0.9], [1.0]]), jnp.array([[0.1], [0.2], [0.3], [0.4]])
+    term, last = jnp.array([[0], [1], [0], [0]], bool), jnp.array([[0], [1], [0], [1]], bool)
+    kw = dict(gamma=0.9, lam=0.8, alpha=0.5)
+    adv, targets = gae(rew, v, v_next, kl_t, term, last, **kw)
+    # δ = r + γ V' − V − α KL with V' = 0 after a termination and (by default) after the time limit
+    d = [1 + 0.9 * 0.6 - 0.5 - 0.05, 2 - 0.6 - 0.1, 3 + 0.9 * 0.9 - 0.7 - 0.15, 4 - 0.8 - 0.2]
+    expected = [d[0] + 0.72 * d[1], d[1], d[2] + 0.72 * d[3], d[3]]
+    np.testing.assert_allclose(adv[:, 0], expected, rtol=1e-6)
+    np.testing.assert_allclose(targets[:, 0], np.array(expected) + [0.5, 0.6, 0.7, 0.8], rtol=1e-6)
+    boot, _ = gae(rew, v, v_next, kl_t, term, last, bootstrap_truncation=True, **kw)
+    d3 = 4 + 0.9 * 1.0 - 0.8 - 0.2
+    np.testing.assert_allclose(boot[:, 0], [expected[0], expected[1], d[2] + 0.72 * d3, d3], rtol=1e-6)
+
+
+def _tiny_policy_problem(n=9):
+    params = P.policy_init(jax.random.PRNGKey(0), 2, 2, (3,), init_seed=None, out_scale=1.0)
+    stats = N.running_stats_init(2)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (n, 2))
+    return params, stats, obs
+
+
+def test_fisher_vector_product_equals_kl_hessian():
+    params, stats, obs = _tiny_policy_problem()
+    flat0, unravel = ravel_pytree(params)
+    w = jax.random.uniform(jax.random.PRNGKey(2), (obs.shape[0],))
+    w = w / w.sum()
+
+    def outputs(flat):
+        return P.dist(unravel(flat), stats, obs)
+
+    mu0, ls0 = outputs(flat0)
+    hess = jax.jit(jax.hessian(lambda f: jnp.sum(w * P.kl(mu0, ls0, *outputs(f)))))(flat0)
+    fvp = jax.jit(jax.vmap(lambda v: fisher_vector_product(outputs, flat0, w, damping=0.1)[1](v)))
+    vs = jax.random.normal(jax.random.PRNGKey(10), (3,) + flat0.shape)
+    np.testing.assert_allclose(fvp(vs), vs @ hess.T + 0.1 * vs, rtol=2e-4, atol=1e-5)
+
+
+def test_step_has_quadratic_kl_delta():
+    params, stats, obs = _tiny_policy_problem(200)
+    act = P.sample(params, stats, obs, jax.random.PRNGKey(3), sampling_std=1.0, const_sampling=False)
+    adv = act[:, 0] - act[:, 1]
+    adv = (adv - adv.mean()) / adv.std()
+    cfg = TRPOConfig(target_kl=1e-3)
+    lik = lambda p, o: P.dist(p, stats, o)  # noqa: E731
+    w = jnp.ones(obs.shape[0])
+    new, info = jax.jit(natural_gradient_step, static_argnums=(1, 6))(params, lik, obs, act, adv, w, cfg)
+    assert float(info["step_fraction"]) == 1.0
+    flat0, unravel = ravel_pytree(params)
+    step = ravel_pytree(new)[0] - flat0
+    quad = jax.jit(lambda s: s @ fisher_vector_product(lambda f: lik(unravel(f), obs), flat0, w / w.sum(),
+                                                       cfg.cg_damping)[1](s))
+    assert float(0.5 * quad(step)) == pytest.approx(1e-3, rel=1e-3)  # ½ sᵀ(F + λI)s = δ
+    assert float(info["kl_after"]) == pytest.approx(1e-3, rel=0.3)  # the true KL is close to the quadratic model
+    assert float(info["surrogate_after"]) > float(info["surrogate_before"])
+
+
+def test_linear_baseline_fits_linear_target_exactly():
+    rng = np.random.default_rng(0)
+    obs_n = jnp.asarray(rng.uniform(-3, 3, (400, 3)), jnp.float32)
+    t = jnp.asarray(rng.integers(0, 250, 400))
+    coef = jnp.asarray(rng.normal(size=10), jnp.float32)
+    y = BL.linear_features(obs_n, t) @ coef
+    w = jnp.asarray(rng.uniform(size=400) > 0.2, jnp.float32)
+    y_dirty = jnp.where(w > 0, y, 1e3)  # rows with weight 0 must not matter
+    fit = BL.baseline_fit("linear", BL.baseline_init("linear", None, 3), obs_n, t, y_dirty, w)
+    np.testing.assert_allclose(BL.baseline_predict("linear", fit, obs_n, t), y, atol=2e-3 * float(jnp.abs(y).max()))
+    np.testing.assert_allclose(fit, coef, atol=0.02)
+
+
+def test_mlp_baseline_fit_reduces_error():
+    obs_n = jax.random.normal(jax.random.PRNGKey(0), (256, 3))
+    y = jnp.tanh(obs_n[:, 0])
+    b = BL.baseline_init("mlp", jax.random.PRNGKey(1), 3)
+    err = lambda b: float(jnp.mean((BL.baseline_predict("mlp", b, obs_n, None) - y) ** 2))  # noqa: E731
+    before = err(b)
+    fit = jax.jit(lambda b: BL.baseline_fit("mlp", b, obs_n, None, y, jnp.ones(256)))
+    for _ in range(5):
+        b = fit(b)
+    assert err(b) < 0.5 * before
+
+
+# A 1-D point mass x' = x + 0.1·a as an exactly linear "ensemble", reward −|x' − 1|.
+def _linear_ensemble(b, n_members=2):
+    """ReLU MLP computing exactly delta = z @ b for z = [obs, act]: h1 = relu([z, −z]), h2 = h1, out = h2 @ [b; −b]."""
+    n_in = b.shape[0]
+    layers = [
+        {"w": jnp.concatenate([jnp.eye(n_in), -jnp.eye(n_in)], 1), "b": jnp.zeros(2 * n_in)},
+        {"w": jnp.eye(2 * n_in), "b": jnp.zeros(2 * n_in)},
+        {"w": jnp.concatenate([b, -b], 0), "b": jnp.zeros(b.shape[1])},
+    ]
+    return jax.tree.map(lambda p: jnp.stack([p] * n_members), layers)
+
+
+ENS = _linear_ensemble(jnp.array([[0.0], [0.1]]))
+NORM = N.identity_normalization(1, 1)
+ENV = ModelEnv(lambda s, a, s2: -jnp.abs(s2[..., 0] - 1.0))
+START = jnp.linspace(-1.0, 0.5, 64)[:, None]
+STATS = N.update(N.running_stats_init(1), START)
+CFG = TRPOConfig(batch_size=640, horizon=20, target_kl=0.1, sampling_std=1.0, const_sampling=False)
+
+
+def _return(policy):
+    roll = rollout(policy, STATS, ENS, NORM, START, jax.random.PRNGKey(1), env=ENV, n_envs=64, horizon=20,
+                   deterministic=True)
+    return float(roll.rew.sum(0).mean())
+
+
+def test_trpo_improves_point_mass_return():
+    policy = P.policy_init(jax.random.PRNGKey(0), 1, 1, (32, 32), init_seed=None)
+    state = trpo_init(policy, STATS, policy, STATS, ENS, NORM, START, jax.random.PRNGKey(0), CFG)
+    init_return = _return(state.policy)
+    for k in jax.random.split(jax.random.PRNGKey(1), 40):
+        state, info = trpo_iteration(state, k, config=CFG, env=ENV)
+    final_return = _return(state.policy)
+    assert init_return < -24.0  # standing still: ≈ −25
+    assert final_return > init_return + 10.0, (init_return, final_return)  # best possible ≈ −5
+    assert int(state.iteration) == 40
+    assert float(info["behavior_policy_kl_mean"]) > 0.0  # moved away from the (here: initial) behavior policy
+
+
+def test_iteration_is_one_compiled_call():
+    policy = P.policy_init(jax.random.PRNGKey(0), 1, 1, (32, 32), init_seed=None)
+    state = trpo_init(policy, STATS, policy, STATS, ENS, NORM, START, jax.random.PRNGKey(0), CFG)
+    jaxpr = str(jax.make_jaxpr(lambda s, k: trpo_iteration(s, k, config=CFG, env=ENV))(state, jax.random.PRNGKey(0)))
+    assert "callback" not in jaxpr
+    before = trpo_iteration._cache_size()
+    for k in range(2):
+        state, _ = trpo_iteration(state, jax.random.PRNGKey(k), config=CFG, env=ENV)
+    assert trpo_iteration._cache_size() - before <= 1  # at most one compilation (none if already compiled)

@@ -1,0 +1,23 @@
+"""TRPO options in one scanned run: padded batch, MLP baseline, KL penalty, consistent likelihood, KL check."""
+
+import jax
+import numpy as np
+
+from bremen.algos.trpo import TRPOConfig, trpo_init, trpo_run
+from bremen.models import policy as P
+from bremen.models.model_env import ModelEnv
+from test_trpo import ENS, ENV, NORM, START, STATS
+
+
+def test_options_run_scanned_and_finite():
+    policy = P.policy_init(jax.random.PRNGKey(0), 1, 1, (16,), init_seed=None)
+    behavior = P.policy_init(jax.random.PRNGKey(1), 1, 1, (16,), init_seed=None)
+    env = ModelEnv(ENV.reward_fn, lambda s2: s2[..., 0] > 0.9, member_mode="rollout")
+    cfg = TRPOConfig(batch_size=200, horizon=20, rollout_steps=30, padded_batch=True, baseline="mlp", alpha=0.01,
+                     consistent_likelihood=True, line_search_kl=1.5, bootstrap_truncation=True)
+    state = trpo_init(policy, STATS, behavior, STATS, ENS, NORM, START, jax.random.PRNGKey(0), cfg)
+    state, info = trpo_run(state, jax.random.PRNGKey(0), config=cfg, env=env, n_iters=3)
+    assert info["kl_after"].shape == (3,)
+    assert all(np.isfinite(np.asarray(v)).all() for v in info.values())
+    assert float(info["behavior_policy_kl_max"].min()) > 0.0
+    assert np.all(np.asarray(info["kl_after"]) <= 1.5 * cfg.target_kl + 1e-6)
