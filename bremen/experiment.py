@@ -1,0 +1,202 @@
+"""From the original command line to typed configs: param file < preset < explicit flags.
+
+``resolve(args, script)`` reads the param file, applies the chosen preset (``paper`` by default) and the
+flags given on the command line, checks the combination, and returns an :class:`Experiment` holding the
+algorithms' Config dataclasses. Nothing here runs anything.
+
+Presets:
+
+* ``paper``: the published runs (the original README's commands): per-task trust region δ and imaginary
+  horizon H, ``--gaussian 0.1 --const_sampling --bc_init``, and the param file's network sizes and step
+  counts (5 × 2×1024 ensemble, 300k BC steps, 50k-step TRPO batches: GPU-sized work).
+* ``cpu``: the same algorithm sized to finish on a 2-core CPU in minutes (hidden-200 ensemble, 30k BC steps,
+  20k-step TRPO batches, 100k transitions, 20 outer iterations).
+* ``smoke``: seconds; only for tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from bremen.algos.bc import BCConfig
+from bremen.algos.trpo import TRPOConfig
+from bremen.config import ParamFile, default_param_path, load_params, params_to_dict
+from bremen.errors import UserError
+from bremen.flags import NOISES
+from bremen.models.dynamics import DynamicsConfig
+
+# The original README's per-task settings (ORIGINAL.md §2.2, §12).
+PAPER_TASK_FLAGS = {
+    "ant": {"target_kl": 0.05, "max_path_length": 250},
+    "half_cheetah": {"target_kl": 0.1, "max_path_length": 250},
+    "cheetah_run": {"target_kl": 0.1, "max_path_length": 250},
+    "hopper": {"target_kl": 0.05, "max_path_length": 1000},
+    "walker2d": {"target_kl": 0.05, "max_path_length": 1000},
+}
+PAPER_FLAGS = {"gaussian": 0.1, "const_sampling": True, "bc_init": True, "alpha": 0.0, "n_train": 1_000_000,
+               "trpo_batch_size": 50_000, "ensemble_model_count": 5}
+PAPER_SCRIPT_FLAGS = {"offline": {"onpol_iters": 250}, "recursive": {"onpol_iters": 400, "interval": 80,
+                                                                     "n_train": 1_000_000}}
+
+# Preset overrides: flag names, or "section.key" for param-file values.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "cpu": {
+        "dynamics.hidden_size": 200, "dynamics.epochs": 100, "behavior_policy.total_train_steps": 30_000,
+        "trpo_batch_size": 20_000, "n_train": 100_000, "onpol_iters": 20, "max_path_length": 250,
+        "start_pool_size": 5_000,
+    },
+    "smoke": {
+        "dynamics.hidden_size": 32, "dynamics.epochs": 6, "behavior_policy.total_train_steps": 300,
+        "behavior_policy.network_shape": [32, 32], "policy.network_shape": [32, 32],
+        "trpo_batch_size": 1_000, "max_path_length": 100, "n_train": 5_000, "onpol_iters": 2,
+        "trpo.iterations": 2, "num_path_onpol": 1, "ensemble_model_count": 2, "start_pool_size": 64,
+        "bc_steps_per_call": 100,
+    },
+}
+# Flags with the original scripts' defaults, used when neither a preset nor the command line sets them.
+ORIGINAL_DEFAULTS = {"onpol_iters": 500, "interval": 80, "max_path_length": 1000, "trpo_batch_size": 50_000,
+                     "random_seeds": [1234, 4321, 2341, 3341, 789], "n_train": 1_000_000, "alpha": 0.0,
+                     "target_kl": 0.01, "ensemble_model_count": 5, "gaussian": 1.0}
+BOOL_FLAGS = ("param_value", "save_variables", "restore_bc_variables", "restore_policy_variables",
+              "restore_dynamics_variables", "restore_offline_data", "restore_value", "bc_init", "use_s_t",
+              "use_s_0", "pretrain_value", "const_sampling", "all_bc", "eval_model")
+EXTRA_DEFAULTS = {"start_pool_size": 10_000, "bc_steps_per_call": 10_000}
+
+
+@dataclass
+class Experiment:
+    """A fully resolved experiment (one per seed)."""
+
+    script: str
+    task: str
+    seed: int
+    preset: str
+    params: ParamFile
+    dynamics: DynamicsConfig
+    bc: BCConfig
+    trpo: TRPOConfig
+    flags: dict
+    """Every original flag's resolved value (for params.json and the loops)."""
+    data_path: Path
+    run_dir: Path
+    start_pool_size: int
+    seeds: list = field(default_factory=list)
+
+    @property
+    def eval_steps(self) -> int:
+        """Real-env steps per evaluation: num_path_onpol x env_horizon (at least that many, whole episodes)."""
+        return self.params.num_path_onpol * self.params.env_horizon
+
+    def to_dict(self) -> dict:
+        return {
+            "script": self.script, "task": self.task, "seed": self.seed, "preset": self.preset,
+            "data_path": str(self.data_path), "run_dir": str(self.run_dir), "start_pool_size": self.start_pool_size,
+            "flags": self.flags, "params": params_to_dict(self.params),
+            "dynamics": dataclasses.asdict(self.dynamics), "bc": dataclasses.asdict(self.bc),
+            "trpo": dataclasses.asdict(self.trpo),
+        }
+
+
+def _set_param(params: ParamFile, dotted: str, value) -> None:
+    obj = params
+    *path, last = dotted.split(".")
+    for p in path:
+        obj = getattr(obj, p)
+    setattr(obj, last, value)
+
+
+def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experiment]:
+    """One :class:`Experiment` per seed from parsed flags (see :mod:`bremen.flags`)."""
+    if not args.env:
+        raise UserError("--env is required (a task: ant, half_cheetah, hopper, walker2d, cheetah_run)")
+    if args.algo != "trpo":
+        raise UserError(f"--algo {args.algo!r} is not available; BREMEN's policy optimizer is trpo")
+    if args.noise not in NOISES and not args.data_path:
+        raise UserError(f"--noise {args.noise!r} is not one of {', '.join(NOISES)} (or pass --data_path)")
+    preset = args.preset or "paper"
+    param_path = Path(args.param_path) if args.param_path else default_param_path(args.env)
+    if not args.param_path and not param_path.is_file():
+        param_path = default_param_path("half_cheetah")  # a gymnasium id: the generic file
+    params = load_params(param_path)
+    if params.env_name and params.env_name != args.env and args.env in PAPER_TASK_FLAGS:
+        raise UserError(f"{param_path}: env_name is {params.env_name!r} but --env is {args.env!r}; "
+                        f"use configs/params_{args.env}_offline.json")
+
+    flags: dict[str, Any] = dict(ORIGINAL_DEFAULTS, **EXTRA_DEFAULTS)
+    flags.update({k: False for k in BOOL_FLAGS})
+    flags.update(PAPER_FLAGS)
+    flags.update(PAPER_TASK_FLAGS.get(args.env, {}))
+    flags.update(PAPER_SCRIPT_FLAGS.get(script, {}))
+    for key, value in PRESETS[preset].items():
+        if "." in key or key in ("num_path_onpol",):
+            _set_param(params, key, value)
+        else:
+            flags[key] = value
+    for key, value in vars(args).items():
+        if key in flags and value is not None and key not in ("random_seeds",):
+            flags[key] = value
+    seeds = [args.seed] if args.seed is not None else (args.random_seeds or [0])
+    flags["random_seeds"] = seeds
+    for k in ("exp_name", "sub_exp_name", "noise", "algo", "restart_iter", "video_dir", "restore_path", "interval"):
+        if getattr(args, k, None) is not None:
+            flags[k] = getattr(args, k)
+    flags["exp_name"] = flags.get("exp_name") or "bremen"
+    _check(flags, params, args.env)
+
+    dyn = DynamicsConfig(
+        ensemble_size=flags["ensemble_model_count"], n_layers=params.dynamics.n_layers,
+        hidden=params.dynamics.hidden_size, activation=params.dynamics.activation,
+        batch_size=params.dynamics.batch_size, lr=params.dynamics.learning_rate, epochs=params.dynamics.epochs,
+    )
+    bp = params.behavior_policy
+    bc = BCConfig(steps=bp.total_train_steps, batch_size=bp.batch_size, lr=bp.learning_rate,
+                  hidden=tuple(bp.network_shape), activation=bp.activation,
+                  steps_per_call=min(flags["bc_steps_per_call"], bp.total_train_steps))
+    trpo = TRPOConfig(
+        gamma=params.trpo.gamma, gae_lambda=params.trpo.gae, target_kl=flags["target_kl"],
+        iterations=params.trpo.iterations, batch_size=flags["trpo_batch_size"], horizon=flags["max_path_length"],
+        alpha=flags["alpha"], sampling_std=flags["gaussian"], const_sampling=flags["const_sampling"],
+        baseline="mlp" if flags["param_value"] else "linear", policy_activation=params.policy.activation,
+    )
+    data_path = Path(args.data_path) if args.data_path else Path("data") / args.env / f"{flags['noise']}.h5"
+    exps = []
+    for seed in seeds:
+        run_dir = Path(args.log_dir) if args.log_dir and len(seeds) == 1 else _run_dir(args, flags, params, seed)
+        exps.append(Experiment(script, args.env, int(seed), preset, params, dyn, bc, trpo, dict(flags), data_path,
+                               run_dir, flags["start_pool_size"], seeds))
+    return exps
+
+
+def _run_dir(args, flags, params: ParamFile, seed: int) -> Path:
+    """The original's layout: <log_save_dir>/<env>[/<noise>]/<sub_exp_name>/<exp_name>/<exp_name>_seed<seed>[<noise>]."""
+    root = Path(args.log_dir) if args.log_dir else Path(params.log_save_dir)
+    noise = flags["noise"]
+    parts = [args.env] + ([noise] if noise != "pure" else []) + [flags["sub_exp_name"], flags["exp_name"]]
+    leaf = f"{flags['exp_name']}_seed{seed}" + (noise if noise != "pure" else "")
+    return root.joinpath(*[p for p in parts if p], leaf)
+
+
+def _check(flags: dict, params: ParamFile, task: str) -> None:
+    positive = ("onpol_iters", "max_path_length", "trpo_batch_size", "n_train", "ensemble_model_count",
+                "start_pool_size")
+    for k in positive:
+        if int(flags[k]) <= 0:
+            raise UserError(f"--{k} must be positive, got {flags[k]}")
+    if flags["target_kl"] <= 0:
+        raise UserError(f"--target_kl must be positive, got {flags['target_kl']}")
+    if flags["gaussian"] <= 0:
+        raise UserError(f"--gaussian must be positive, got {flags['gaussian']}")
+    if flags["alpha"] < 0:
+        raise UserError(f"--alpha must be >= 0, got {flags['alpha']}")
+    if flags["use_s_t"] and flags["use_s_0"]:
+        raise UserError("--use_s_t and --use_s_0 are exclusive: choose one source of imaginary start states")
+    if flags["bc_init"] and list(params.policy.network_shape) != list(params.behavior_policy.network_shape):
+        raise UserError(f"--bc_init needs policy.network_shape {params.policy.network_shape} to equal "
+                        f"behavior_policy.network_shape {params.behavior_policy.network_shape} in the param file")
+    if params.dynamics.model != "nn":
+        raise UserError(f"dynamics.model {params.dynamics.model!r} is not available; use \"nn\"")

@@ -1,0 +1,77 @@
+"""Real-environment evaluation shared by the training loops.
+
+The original's protocol (ORIGINAL.md §9.1): run the deterministic policy (the Gaussian's mean) for whole
+episodes until at least ``min_steps`` real steps were taken (``num_path_onpol`` × 1000), so tasks that
+terminate early average over more episodes. Reset seeds are a fixed function of (run seed, evaluation
+index, episode index), so an evaluation is reproducible and independent of what ran before it.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+EVAL_STREAM = 2  # stream id that separates evaluation seeds from other derived seeds
+START_STREAM = 3
+
+
+def derived_seed(*ints: int) -> int:
+    """A 31-bit seed that is a fixed function of ``ints`` (NumPy SeedSequence hashing)."""
+    return int(np.random.SeedSequence([int(i) & 0xFFFFFFFF for i in ints]).generate_state(1)[0] >> 1)
+
+
+def run_episode(policy, env, seed: int, deterministic: bool = True, rng=None, record: bool = False):
+    """One episode from ``env.reset(seed=seed)``: returns (return, length, transitions or None)."""
+    obs, _ = env.reset(seed=int(seed))
+    total, n, done = 0.0, 0, False
+    rows = [] if record else None
+    while not done:
+        act = policy.act(obs, deterministic=deterministic, rng=rng)
+        nxt, r, term, trunc, _ = env.step(act)
+        if record:
+            rows.append((obs, np.clip(act, -1, 1), nxt))
+        total, n, done, obs = total + float(r), n + 1, term or trunc, nxt
+    return total, n, rows
+
+
+def evaluate_steps(policy, env, min_steps: int, seed: int, index: int, record: bool = False) -> dict:
+    """Deterministic episodes until ≥ ``min_steps`` steps: mean/min/max/std return, episodes, steps.
+
+    ``index`` numbers the evaluations of a run (−1 for the BC policy). With ``record`` the transitions
+    are returned too (``obs``, ``act``, ``next_obs`` arrays), e.g. for model-accuracy diagnostics.
+    """
+    returns, steps, k, rows = [], 0, 0, []
+    while steps < min_steps:
+        ret, n, tr = run_episode(policy, env, derived_seed(seed, EVAL_STREAM, index, k), record=record)
+        returns.append(ret)
+        steps, k = steps + n, k + 1
+        if record:
+            rows.extend(tr)
+    r = np.asarray(returns)
+    out = {"episode_mean": float(r.mean()), "episode_min": float(r.min()), "episode_max": float(r.max()),
+           "episode_std": float(r.std()), "episodes": len(r), "eval_steps": steps}
+    if record:
+        out["transitions"] = tuple(np.asarray(x, np.float32) for x in zip(*rows))
+    return out
+
+
+def start_states(task, n: int, seed: int, env=None) -> np.ndarray:
+    """``n`` observations from the real env's reset distribution (the original's imaginary start states)."""
+    own = env is None
+    env = task.make_env() if own else env
+    env.reset(seed=derived_seed(seed, START_STREAM))
+    out = np.stack([env.reset()[0] for _ in range(n)]).astype(np.float32)
+    if own:
+        env.close()
+    return out
+
+
+def dataset_return(ds, horizon: Optional[int] = None) -> dict:
+    """Mean/min/max return of the dataset's complete episodes (ended by a terminal or at the horizon)."""
+    sl = ds.episodes()
+    rets = ds.episode_returns()
+    lengths = np.array([s.stop - s.start for s in sl])
+    complete = ds.terminals[[s.stop - 1 for s in sl]] | (lengths == (horizon or lengths.max()))
+    r = rets[complete] if complete.any() else rets
+    return {"mean": float(r.mean()), "min": float(r.min()), "max": float(r.max()), "episodes": int(len(r))}

@@ -1,0 +1,344 @@
+"""BREMEN offline (``offline.py`` / ``bremen offline``), ORIGINAL.md §2.3.
+
+1. Load the dataset (first ``n_train`` transitions), split it 85/15 in order for the dynamics model.
+2. Fit the dynamics ensemble.
+3. Fit BC on all transitions; evaluate it on the real env.
+4. Initialize the TRPO policy from BC (weights *and* observation statistics, ``--bc_init``).
+5. ``onpol_iters`` outer iterations, each ``trpo.iterations`` TRPO iterations on imaginary rollouts (one
+   compiled call) followed by a deterministic real-env evaluation; log, checkpoint.
+6. Export the final and the best policy in the ``weights/`` format; print behavior data vs BC vs BREMEN.
+
+Every random stream derives from the seed and the phase or iteration index, and the checkpoint written
+after each phase and each outer iteration holds the whole state, so ``--resume`` after a kill ends with the
+same parameters and progress.csv (timing columns aside) as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from bremen import __version__
+from bremen.algos import bc as bc_lib
+from bremen.algos import trpo as trpo_lib
+from bremen.data import load_dataset
+from bremen.errors import UserError
+from bremen.experiment import Experiment
+from bremen.io.checkpoint import arrays_to_pytree, load_checkpoint, pytree_to_arrays, save_checkpoint
+from bremen.io.csvlog import CSVLog
+from bremen.io.policy_io import NumpyPolicy, save_policy
+from bremen.loops.evaluation import dataset_return, evaluate_steps, start_states
+from bremen.models import dynamics as dyn_lib
+from bremen.models.model_env import ModelEnv
+from bremen.models.normalizer import fit_normalization, mean_std, running_stats_init
+from bremen.models.policy import policy_init
+from bremen.tasks import make as make_task
+
+CHECKPOINT = "checkpoint.npz"
+PROGRESS_KEYS = [
+    "Iteration", "episode_mean", "episode_min", "episode_max", "episode_std", "episodes", "TotalSamples",
+    "advantages_mean", "advantages_max", "advantages_min", "behavior_policy_kl_mean", "behavior_policy_kl_max",
+    "behavior_policy_kl_min", "imagined_return", "step_fraction", "kl_after", "best_return",
+    "model_val_loss", "bc_loss", "bc_return", "trpo_iterations", "time_trpo", "time_eval", "time_total",
+]
+TRPO_KEYS = ["Iteration", "inner", "advantages_mean", "advantages_max", "advantages_min",
+             "behavior_policy_kl_mean", "behavior_policy_kl_max", "behavior_policy_kl_min", "surrogate_before",
+             "surrogate_after", "expected_improvement", "kl_after", "step_fraction", "imagined_return",
+             "episodes", "valid_steps"]
+TIMING_KEYS = ("time_trpo", "time_eval", "time_total")
+# phase keys for the derived RNG streams
+K_MODEL, K_BC, K_TRPO, K_POLICY = 1, 2, 3, 4
+
+
+def missing_data_message(exp: Experiment) -> str:
+    return (f"dataset {exp.data_path} not found; make it with: bremen collect --task {exp.task} "
+            f"--noise {exp.flags['noise']} --n {exp.flags['n_train']} --out {exp.data_path}")
+
+
+def gaussian_policy(params, stats, exp: Experiment, metadata: Optional[dict] = None) -> NumpyPolicy:
+    """The TRPO/BC policy as a NumPy ``gaussian`` policy (weights + running-stats normalizer)."""
+    mean, std = mean_std(stats)
+    layers = [{"w": np.asarray(l["w"]), "b": np.asarray(l["b"])} for l in params]
+    return NumpyPolicy("gaussian", layers, -1.0, 1.0, exp.trpo.policy_activation, obs_mean=np.asarray(mean),
+                       obs_std=np.asarray(std), sampling_std=exp.trpo.sampling_std,
+                       const_sampling=exp.trpo.const_sampling, metadata=metadata)
+
+
+class OfflineRun:
+    """One seed of BREMEN offline. ``run()`` returns the summary dict (also written to summary.json)."""
+
+    def __init__(self, exp: Experiment, resume: bool = False, force: bool = False, progress: bool = True,
+                 stop_after: Optional[int] = None):
+        self.exp, self.progress, self.stop_after = exp, progress, stop_after
+        self.task = make_task(exp.task)
+        if not self.task.known_reward:
+            raise UserError(f"task {exp.task!r} has no known reward function; BREMEN offline needs one of "
+                            f"the built-in tasks ({', '.join(['ant', 'half_cheetah', 'hopper', 'walker2d', 'cheetah_run'])})")
+        self.dir = exp.run_dir
+        ckpt = self.dir / CHECKPOINT
+        if resume and not ckpt.exists():
+            if self.dir.exists() and any(self.dir.iterdir()):
+                raise UserError(f"--resume: {self.dir} has no {CHECKPOINT}; nothing to resume (start without --resume)")
+            resume = False
+        if not resume and self.dir.exists() and any(self.dir.iterdir()):
+            if not force:
+                raise UserError(f"run directory {self.dir} already exists; pass --resume to continue it, "
+                                f"--force to start over, or choose another --exp_name/--log_dir")
+            shutil.rmtree(self.dir)
+        self.resume = resume
+        if not exp.data_path.is_file():
+            raise UserError(missing_data_message(exp))
+        self.key = jax.random.PRNGKey(exp.seed)
+        self.model_env = ModelEnv.from_task(self.task, activation=exp.dynamics.activation)
+        self.eval_env = self.task.make_env()
+
+    # ------------------------------------------------------------------ data
+    def load_data(self):
+        exp = self.exp
+        ds = load_dataset(str(exp.data_path), task=self.task)
+        n = min(exp.flags["n_train"], len(ds))
+        self.data = ds.subsample(n, mode="prefix")
+        self.train, self.val = self.data.split(0.15, by="order")
+        self.behavior = dataset_return(self.data, self.task.horizon)
+
+    def _say(self, msg: str) -> None:
+        if self.progress:
+            tqdm.write(msg, file=sys.stderr)
+
+    # ------------------------------------------------------------------ phases
+    def fit_model(self):
+        exp, tr, va = self.exp, self.train, self.val
+        self.norm = fit_normalization(tr.observations, tr.actions, tr.next_observations)
+        self.ens = dyn_lib.ensemble_init(jax.random.fold_in(self.key, K_MODEL), self.task.obs_dim,
+                                         self.task.act_dim, exp.dynamics)
+        log = CSVLog(self.dir / "dynamics.csv", ["epoch"] + [f"train_mse_{k}" for k in range(exp.dynamics.ensemble_size)]
+                     + [f"val_mse_{k}" for k in range(exp.dynamics.ensemble_size)])
+        bar = tqdm(total=exp.dynamics.epochs, desc="dynamics", unit="epoch", disable=not self.progress, leave=False)
+
+        def cb(epoch, train_mse, val_mse):
+            row = {"epoch": epoch, **{f"train_mse_{k}": float(v) for k, v in enumerate(train_mse)}}
+            if val_mse is not None:
+                row.update({f"val_mse_{k}": float(v) for k, v in enumerate(val_mse)})
+                bar.set_postfix(val=f"{np.mean(val_mse):.4f}")
+            log.write(row)
+            bar.update(epoch + 1 - bar.n)
+
+        t0 = time.time()
+        val = (va.observations, va.actions, va.next_observations) if len(va) else None
+        self.ens, report = dyn_lib.fit(self.ens, self.norm, (tr.observations, tr.actions, tr.next_observations),
+                                       val, jax.random.fold_in(self.key, K_MODEL + 100), exp.dynamics, cb)
+        bar.close()
+        last_val = report.val_checks[-1][1] if report.val_checks else np.full(exp.dynamics.ensemble_size, np.nan)
+        self.model_val_loss = float(np.mean(last_val))
+        self._say(f"dynamics: {int(report.epochs.max())} epochs, validation MSE {self.model_val_loss:.4f} "
+                  f"(members {np.array2string(np.asarray(last_val), precision=4)}), {time.time() - t0:.0f}s")
+
+    def fit_bc(self):
+        exp, d = self.exp, self.data
+        bar = tqdm(total=exp.bc.steps, desc="behavior cloning", unit="step", disable=not self.progress, leave=False)
+        log = CSVLog(self.dir / "bc.csv", ["step", "loss"])
+
+        def cb(step, loss, state):
+            log.write({"step": step, "loss": loss})
+            bar.set_postfix(loss=f"{loss:.4f}")
+            bar.update(step - bar.n)
+
+        t0 = time.time()
+        self.bc, losses = bc_lib.fit_bc(jax.random.fold_in(self.key, K_BC), d.observations, d.actions, exp.bc,
+                                        callback=cb)
+        bar.close()
+        self.bc_loss = losses[-1]
+        ev = evaluate_steps(gaussian_policy(self.bc.params, self.bc.stats, exp), self.eval_env, exp.eval_steps,
+                            exp.seed, -1)
+        self.bc_return = ev["episode_mean"]
+        self._say(f"behavior cloning: loss {self.bc_loss:.4f}, real return {self.bc_return:.1f} "
+                  f"({ev['episodes']} episodes), {time.time() - t0:.0f}s")
+
+    def init_policy(self):
+        exp = self.exp
+        if exp.flags["bc_init"]:
+            policy, stats = self.bc.params, self.bc.stats
+        else:  # ME-TRPO style: a fresh policy whose statistics stay at mean 0 / std 1 (quirk 9)
+            policy = policy_init(jax.random.fold_in(self.key, K_POLICY), self.task.obs_dim, self.task.act_dim,
+                                 tuple(exp.params.policy.network_shape), exp.bc.init_seed)
+            stats = running_stats_init(self.task.obs_dim)
+        if exp.flags["use_s_t"]:
+            starts = self.data.observations
+        elif exp.flags["use_s_0"]:
+            starts = self.data.observations[[s.start for s in self.data.episodes()]]
+        else:
+            starts = start_states(self.task, exp.start_pool_size, exp.seed)
+        self.trpo = trpo_lib.trpo_init(policy, stats, self.bc.params, self.bc.stats, self.ens.params, self.norm,
+                                       starts, jax.random.fold_in(self.key, K_POLICY + 100), exp.trpo)
+
+    # ------------------------------------------------------------------ checkpoint
+    def _state(self, phase: str):
+        """The pytrees a checkpoint of ``phase`` holds ("model": the fitted ensemble only)."""
+        state = {"ens": self.ens, "norm": self.norm}
+        if phase != "model":
+            state["bc"] = self.bc
+            state["trpo"] = self.trpo._replace(ens_params=None, norm=None, start_obs=None)
+        return state
+
+    def save(self, phase: str, itr: int):
+        arrays = {}
+        for name, tree in self._state(phase).items():
+            arrays.update(pytree_to_arrays(tree, name))
+        if phase != "model":
+            arrays["start_obs"] = np.asarray(self.trpo.start_obs)
+        meta = {"phase": phase, "next_iteration": itr, "best_return": self.best_return, "best_iteration": self.best_itr,
+                "bc_return": self.bc_return, "bc_loss": self.bc_loss, "model_val_loss": self.model_val_loss,
+                "behavior": self.behavior, "bremen_version": __version__, "config": self.exp.to_dict()}
+        save_checkpoint(self.dir / CHECKPOINT, arrays, meta)
+
+    def _templates(self):
+        """Freshly initialized state of the right shapes, to restore a checkpoint into."""
+        exp, t = self.exp, self.task
+        self.norm = fit_normalization(self.train.observations[:2], self.train.actions[:2],
+                                      self.train.next_observations[:2])
+        self.ens = dyn_lib.ensemble_init(jax.random.PRNGKey(0), t.obs_dim, t.act_dim, exp.dynamics)
+        self.bc = bc_lib.bc_init(jax.random.PRNGKey(0), self.data.observations[:2], t.act_dim, exp.bc)
+        self.trpo = trpo_lib.trpo_init(self.bc.params, self.bc.stats, self.bc.params, self.bc.stats, self.ens.params,
+                                       self.norm, np.zeros((1, t.obs_dim), np.float32), jax.random.PRNGKey(0), exp.trpo)
+
+    def restore(self) -> tuple[str, int]:
+        arrays, meta = load_checkpoint(self.dir / CHECKPOINT)
+        phase = meta["phase"]
+        self._templates()
+        state = {name: arrays_to_pytree(tree, arrays, name) for name, tree in self._state(phase).items()}
+        self.ens, self.norm = state["ens"], state["norm"]
+        if phase != "model":
+            self.bc = state["bc"]
+            self.trpo = state["trpo"]._replace(ens_params=self.ens.params, norm=self.norm,
+                                               start_obs=jnp.asarray(arrays["start_obs"]))
+        for k in ("best_return", "bc_return", "bc_loss", "model_val_loss", "behavior"):
+            setattr(self, k, meta[k])
+        self.best_itr = meta["best_iteration"]
+        return phase, meta["next_iteration"]
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> dict:
+        exp = self.exp
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.load_data()
+        self.best_return, self.best_itr = -np.inf, -1
+        self.bc_return = self.bc_loss = self.model_val_loss = None
+        phase, start = "new", 0
+        if self.resume:
+            phase, start = self.restore()
+            self._say(f"resuming {self.dir} after phase {phase!r} at iteration {start}")
+        (self.dir / "params.json").write_text(json.dumps(exp.to_dict(), indent=2) + "\n")
+        progress = CSVLog(self.dir / "progress.csv", PROGRESS_KEYS)
+        inner_log = CSVLog(self.dir / "trpo.csv", TRPO_KEYS)
+        if phase == "trpo":
+            progress.truncate("Iteration", start - 1)
+            inner_log.truncate("Iteration", start - 1)
+        tb = _tensorboard(self.dir / "tb", purge_step=start * exp.trpo.iterations if self.resume else None)
+
+        if phase == "new":
+            self.fit_model()
+            self.save("model", 0)
+        if phase in ("new", "model"):
+            self.fit_bc()
+            self.init_policy()
+            self.save("bc", 0)
+            phase = "bc"
+
+        self._say(f"behavior data return {self.behavior['mean']:.1f} ({self.behavior['episodes']} episodes), "
+                  f"BC return {self.bc_return:.1f}")
+        it_cfg = exp.trpo
+        n_iters = exp.flags["onpol_iters"]
+        bar = tqdm(range(start, n_iters), desc="BREMEN", unit="itr", disable=not self.progress,
+                   initial=start, total=n_iters)
+        t_run = time.time()
+        for itr in bar:
+            t0 = time.time()
+            if exp.params.policy.reinitialize_every_itr:
+                self.trpo = self.trpo._replace(policy=self.bc.params, stats=self.bc.stats)
+            key = jax.random.fold_in(jax.random.fold_in(self.key, K_TRPO), itr)
+            self.trpo, info = trpo_lib.trpo_run(self.trpo, key, config=it_cfg, env=self.model_env,
+                                                n_iters=it_cfg.iterations)
+            info = jax.tree.map(np.asarray, info)
+            t_trpo = time.time() - t0
+            t0 = time.time()
+            ev = evaluate_steps(gaussian_policy(self.trpo.policy, self.trpo.stats, exp), self.eval_env,
+                                exp.eval_steps, exp.seed, itr)
+            t_eval = time.time() - t0
+            if ev["episode_mean"] > self.best_return:
+                self.best_return, self.best_itr = ev["episode_mean"], itr
+                self._export("policy_best", ev, itr)
+            for i in range(it_cfg.iterations):
+                row = {k: info[k][i] for k in TRPO_KEYS[2:]}
+                inner_log.write({"Iteration": itr, "inner": i, **row})
+                for k, v in row.items():
+                    tb.add_scalar(f"trpo/{k}", float(v), itr * it_cfg.iterations + i)
+            last = {k: float(info[k][-1]) for k in TRPO_KEYS[2:9]}
+            row = {"Iteration": itr, **{k: ev[k] for k in ("episode_mean", "episode_min", "episode_max", "episode_std", "episodes")},
+                   "TotalSamples": len(self.data), **last,
+                   "imagined_return": float(np.mean(info["imagined_return"])),
+                   "step_fraction": float(np.mean(info["step_fraction"])), "kl_after": float(np.mean(info["kl_after"])),
+                   "best_return": self.best_return, "model_val_loss": self.model_val_loss, "bc_loss": self.bc_loss,
+                   "bc_return": self.bc_return, "trpo_iterations": (itr + 1) * it_cfg.iterations,
+                   "time_trpo": t_trpo, "time_eval": t_eval, "time_total": time.time() - t_run}
+            progress.write(row)
+            for k in ("episode_mean", "episode_min", "episode_max", "best_return", "imagined_return", "kl_after"):
+                tb.add_scalar(f"eval/{k}", float(row[k]), itr)
+            tb.flush()
+            bar.set_postfix(ret=f"{ev['episode_mean']:.1f}", best=f"{self.best_return:.1f}")
+            self.save("trpo", itr + 1)
+            if exp.flags["save_variables"] and (itr % 100 == 0 or itr == n_iters - 1):
+                self._export(f"policy_iter{itr}", ev, itr)
+            if self.stop_after is not None and itr + 1 >= self.stop_after:
+                tb.close()
+                return {}
+        bar.close()
+        tb.close()
+        last_row = progress.rows()[-1] if n_iters else {}
+        final_ev = {k: float(last_row[k]) for k in ("episode_mean", "episode_min", "episode_max")} if last_row else {}
+        self._export("policy_final", final_ev, n_iters - 1)
+        summary = {
+            "task": exp.task, "seed": exp.seed, "preset": exp.preset, "run_dir": str(self.dir),
+            "dataset": str(exp.data_path), "n_train": len(self.data),
+            "behavior_return": self.behavior["mean"], "bc_return": self.bc_return,
+            "bremen_final_return": final_ev.get("episode_mean"), "bremen_best_return": self.best_return,
+            "bremen_best_iteration": self.best_itr, "outer_iterations": n_iters,
+            "trpo_iterations": n_iters * it_cfg.iterations,
+        }
+        (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def _export(self, name: str, ev: dict, itr: int):
+        meta = {"task": self.exp.task, "algorithm": "bremen", "seed": self.exp.seed, "iteration": itr,
+                "return": {k: ev.get(k) for k in ("episode_mean", "episode_min", "episode_max", "episodes")},
+                "return_protocol": f"deterministic mean action, >= {self.exp.eval_steps} real steps",
+                "dataset": str(self.exp.data_path), "bremen_version": __version__}
+        save_policy(self.dir / name, gaussian_policy(self.trpo.policy, self.trpo.stats, self.exp), meta)
+
+
+def _tensorboard(path: Path, purge_step: Optional[int]):
+    from tensorboardX import SummaryWriter
+
+    return SummaryWriter(str(path), purge_step=purge_step)
+
+
+def summary_table(summaries: list[dict]) -> str:
+    """Behavior data vs BC vs BREMEN, one line per seed plus the mean."""
+    lines = [f"{'task':<14}{'seed':>6}{'behavior data':>15}{'BC':>10}{'BREMEN final':>14}{'BREMEN best':>13}"]
+    for s in summaries:
+        lines.append(f"{s['task']:<14}{s['seed']:>6}{s['behavior_return']:>15.1f}{s['bc_return']:>10.1f}"
+                     f"{s['bremen_final_return']:>14.1f}{s['bremen_best_return']:>13.1f}")
+    if len(summaries) > 1:
+        m = {k: np.mean([s[k] for s in summaries]) for k in ("behavior_return", "bc_return", "bremen_final_return",
+                                                             "bremen_best_return")}
+        lines.append(f"{'mean':<14}{'':>6}{m['behavior_return']:>15.1f}{m['bc_return']:>10.1f}"
+                     f"{m['bremen_final_return']:>14.1f}{m['bremen_best_return']:>13.1f}")
+    return "\n".join(lines)
