@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = [
     "bremen.data.cli",
     "bremen.behavior_cli",
     "bremen.offline_cli",
+    "bremen.video_cli",
 ]
 
 
