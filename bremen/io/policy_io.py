@@ -166,7 +166,7 @@ class NumpyPolicy:
         return out
 
 
-def _pair(path) -> tuple[Path, Path]:
+def policy_files(path) -> tuple[Path, Path]:
     """(npz, json) paths of a policy given its directory, either file of a pair, or a pair's stem."""
     p = Path(path)
     if p.is_dir():
@@ -209,7 +209,7 @@ def save_policy(path, policy: NumpyPolicy, metadata: Optional[dict] = None) -> P
 
 def load_policy(path) -> NumpyPolicy:
     """Read a policy written by :func:`save_policy` (a directory, or a ``.npz`` + ``.json`` pair)."""
-    npz_path, json_path = _pair(path)
+    npz_path, json_path = policy_files(path)
     for f in (npz_path, json_path):
         if not f.is_file():
             raise UserError(f"{path}: no policy there ({f} is missing); give a policy directory such as weights/hopper/")
