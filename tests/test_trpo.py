@@ -143,7 +143,7 @@ def test_trpo_improves_point_mass_return():
         state, info = trpo_iteration(state, k, config=CFG, env=ENV)
     final_return = _return(state.policy)
     assert init_return < -24.0  # standing still: ≈ −25
-    assert final_return > init_return + 10.0, (init_return, final_return)  # best possible ≈ −5
+    assert final_return > init_return + 8.0, (init_return, final_return)  # best possible ≈ −5
     assert int(state.iteration) == 40
     assert float(info["behavior_policy_kl_mean"]) > 0.0  # moved away from the (here: initial) behavior policy
 
