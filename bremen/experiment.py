@@ -143,8 +143,8 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
     seeds = [args.seed] if args.seed is not None else (args.random_seeds or [0])
     flags["random_seeds"] = seeds
     for k in ("exp_name", "sub_exp_name", "noise", "algo", "restart_iter", "video_dir", "restore_path", "interval"):
-        if getattr(args, k, None) is not None:
-            flags[k] = getattr(args, k)
+        if getattr(args, k, None) is not None or k not in flags:
+            flags[k] = getattr(args, k, None)
     flags["exp_name"] = flags.get("exp_name") or "bremen"
     _check(flags, params, args.env)
 
@@ -198,5 +198,10 @@ def _check(flags: dict, params: ParamFile, task: str) -> None:
     if flags["bc_init"] and list(params.policy.network_shape) != list(params.behavior_policy.network_shape):
         raise UserError(f"--bc_init needs policy.network_shape {params.policy.network_shape} to equal "
                         f"behavior_policy.network_shape {params.behavior_policy.network_shape} in the param file")
+    for flag in ("restore_dynamics_variables", "restore_bc_variables", "restore_policy_variables", "restore_value"):
+        if flags[flag] and not flags.get("restore_path"):
+            raise UserError(f"--{flag} needs --restore_path (a bremen run directory)")
+        if flags[flag] and not Path(flags["restore_path"]).exists():
+            raise UserError(f"--restore_path {flags['restore_path']} does not exist; give a bremen run directory")
     if params.dynamics.model != "nn":
         raise UserError(f"dynamics.model {params.dynamics.model!r} is not available; use \"nn\"")

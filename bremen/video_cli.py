@@ -49,12 +49,46 @@ def resolve_policy_path(args) -> Path:
     return path
 
 
-def record(args) -> int:
+def record_videos(task, policy, out_dir: Path, episodes: int, seed: int = 0, max_steps: int = 1000,
+                  stochastic: bool = False, fps=None, prefix: str = "") -> list[str]:
+    """Render ``episodes`` episodes of ``policy`` (a NumpyPolicy) on ``task`` to ``out_dir/<task><prefix>_episode<k>.mp4``.
+
+    Each file is written beside its destination and renamed into place. Returns one line per episode.
+    """
     os.environ.setdefault("MUJOCO_GL", "egl")
     import numpy as np
 
+    from bremen.loops.evaluation import EVAL_STREAM, derived_seed
+
+    try:
+        import imageio.v2 as imageio
+    except ImportError:
+        raise UserError("recording videos needs imageio and imageio-ffmpeg: pip install 'bremen[video]'") from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = task.make_env(render_mode="rgb_array")
+    fps = fps or env.metadata.get("render_fps", 30)
+    rng = np.random.default_rng(seed)
+    lines = []
+    try:
+        for k in range(episodes):
+            obs, _ = env.reset(seed=derived_seed(seed, EVAL_STREAM, 10_000, k))
+            frames, ret, done, t = [env.render()], 0.0, False, 0
+            while not done and t < max_steps:
+                obs, r, term, trunc, _ = env.step(policy.act(obs, deterministic=not stochastic, rng=rng))
+                frames.append(env.render())
+                ret, t, done = ret + r, t + 1, term or trunc
+            out = out_dir / f"{task.name}{prefix}_episode{k}.mp4"
+            tmp = out.with_name(out.stem + ".tmp.mp4")
+            imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
+            os.replace(tmp, out)
+            lines.append(f"{out}: {t} steps, return {ret:.1f}")
+    finally:
+        env.close()
+    return lines
+
+
+def record(args) -> int:
     from bremen.io.policy_io import load_policy
-    from bremen.loops.evaluation import derived_seed, EVAL_STREAM
     from bremen.tasks import make
 
     if not args.env:
@@ -69,31 +103,9 @@ def record(args) -> int:
     if episodes <= 0 or args.max_steps <= 0:
         raise UserError("--episodes and --max_steps must be positive")
     out_dir = Path(args.video_dir or Path("videos") / task.name)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        import imageio.v2 as imageio
-    except ImportError:
-        raise UserError("recording videos needs imageio and imageio-ffmpeg: pip install 'bremen[video]'") from None
-
     seed = args.seed if args.seed is not None else (args.random_seeds or [0])[0]
-    env = task.make_env(render_mode="rgb_array")
-    fps = args.fps or env.metadata.get("render_fps", 30)
-    rng = np.random.default_rng(seed)
-    try:
-        for k in range(episodes):
-            obs, _ = env.reset(seed=derived_seed(seed, EVAL_STREAM, 10_000, k))
-            frames, ret, done, t = [env.render()], 0.0, False, 0
-            while not done and t < args.max_steps:
-                obs, r, term, trunc, _ = env.step(policy.act(obs, deterministic=not args.stochastic, rng=rng))
-                frames.append(env.render())
-                ret, t, done = ret + r, t + 1, term or trunc
-            out = out_dir / f"{task.name}_episode{k}.mp4"
-            tmp = out.with_name(out.stem + ".tmp.mp4")
-            imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
-            os.replace(tmp, out)
-            print(f"{out}: {t} steps, return {ret:.1f}")
-    finally:
-        env.close()
+    for line in record_videos(task, policy, out_dir, episodes, seed, args.max_steps, args.stochastic, args.fps):
+        print(line)
     return 0
 
 

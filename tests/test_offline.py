@@ -155,3 +155,20 @@ def test_original_readme_offline_command_is_accepted(tmp_path):
                   "--n_train", "1000000", "--random_seeds", "0", "--gaussian", "0.1", "--const_sampling",
                   "--noise", "pure", "--log_dir", str(tmp_path / "log"), cwd=tmp_path)
     one_line_error(out, "data/hopper/pure.h5 not found", "bremen collect --task hopper --noise pure --n 1000000")
+
+
+def test_restore_parts_pretrain_value_eval_model_and_video(hopper_data, tmp_path):
+    first = offline(*smoke_args(hopper_data, tmp_path / "a", "--onpol_iters", "1"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    out = offline(*smoke_args(hopper_data, tmp_path / "b", "--onpol_iters", "1", "--restore_path", str(tmp_path / "a"),
+                              "--restore_dynamics_variables", "--restore_bc_variables", "--pretrain_value",
+                              "--eval_model", "--video_dir", str(tmp_path / "vid")))
+    assert out.returncode == 0, out.stderr[-3000:]
+    a, b = read_progress(tmp_path / "a")[0], read_progress(tmp_path / "b")[0]
+    assert not (tmp_path / "b" / "dynamics.csv").exists() and not (tmp_path / "b" / "bc.csv").exists()
+    assert a["model_val_loss"] == b["model_val_loss"] and a["bc_loss"] == b["bc_loss"]
+    assert a["bc_return"] == b["bc_return"], "the restored BC policy evaluates exactly as the original"
+    assert np.isfinite(float(b["step_wise_mse"])) and a["step_wise_mse"] == ""
+    assert (tmp_path / "vid" / "hopper_seed0_episode0.mp4").stat().st_size > 1000
+    bad = offline(*smoke_args(hopper_data, tmp_path / "c", "--restore_bc_variables"))
+    one_line_error(bad, "--restore_bc_variables needs --restore_path")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from functools import partial
 import sys
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ from tqdm import tqdm
 from bremen import __version__
 from bremen.algos import bc as bc_lib
 from bremen.algos import trpo as trpo_lib
+from bremen.algos.baselines import baseline_fit
 from bremen.data import load_dataset
 from bremen.errors import UserError
 from bremen.experiment import Experiment
@@ -39,7 +41,7 @@ from bremen.io.policy_io import NumpyPolicy, save_policy
 from bremen.loops.evaluation import dataset_return, evaluate_steps, start_states
 from bremen.models import dynamics as dyn_lib
 from bremen.models.model_env import ModelEnv
-from bremen.models.normalizer import fit_normalization, mean_std, running_stats_init
+from bremen.models.normalizer import fit_normalization, mean_std, normalize, running_stats_init
 from bremen.models.policy import policy_init
 from bremen.tasks import make as make_task
 
@@ -48,7 +50,8 @@ PROGRESS_KEYS = [
     "Iteration", "episode_mean", "episode_min", "episode_max", "episode_std", "episodes", "TotalSamples",
     "advantages_mean", "advantages_max", "advantages_min", "behavior_policy_kl_mean", "behavior_policy_kl_max",
     "behavior_policy_kl_min", "imagined_return", "step_fraction", "kl_after", "best_return",
-    "model_val_loss", "bc_loss", "bc_return", "trpo_iterations", "time_trpo", "time_eval", "time_total",
+    "model_val_loss", "bc_loss", "bc_return", "trpo_iterations", "step_wise_mse", "time_trpo", "time_eval",
+    "time_total",
 ]
 TRPO_KEYS = ["Iteration", "inner", "advantages_mean", "advantages_max", "advantages_min",
              "behavior_policy_kl_mean", "behavior_policy_kl_max", "behavior_policy_kl_min", "surrogate_before",
@@ -157,11 +160,15 @@ class OfflineRun:
                                         callback=cb)
         bar.close()
         self.bc_loss = losses[-1]
-        ev = evaluate_steps(gaussian_policy(self.bc.params, self.bc.stats, exp), self.eval_env, exp.eval_steps,
-                            exp.seed, -1)
+        ev = self.evaluate_policy(self.bc.params, self.bc.stats, -1)
         self.bc_return = ev["episode_mean"]
         self._say(f"behavior cloning: loss {self.bc_loss:.4f}, real return {self.bc_return:.1f} "
                   f"({ev['episodes']} episodes), {time.time() - t0:.0f}s")
+
+    def evaluate_policy(self, params, stats, index: int, record: bool = False) -> dict:
+        """The deterministic policy on the real env for >= num_path_onpol x env_horizon steps."""
+        return evaluate_steps(gaussian_policy(params, stats, self.exp), self.eval_env, self.exp.eval_steps,
+                              self.exp.seed, index, record=record)
 
     def init_policy(self):
         exp = self.exp
@@ -200,21 +207,34 @@ class OfflineRun:
                 "behavior": self.behavior, "bremen_version": __version__, "config": self.exp.to_dict()}
         save_checkpoint(self.dir / CHECKPOINT, arrays, meta)
 
-    def _templates(self):
-        """Freshly initialized state of the right shapes, to restore a checkpoint into."""
-        exp, t = self.exp, self.task
-        self.norm = fit_normalization(self.train.observations[:2], self.train.actions[:2],
-                                      self.train.next_observations[:2])
-        self.ens = dyn_lib.ensemble_init(jax.random.PRNGKey(0), t.obs_dim, t.act_dim, exp.dynamics)
-        self.bc = bc_lib.bc_init(jax.random.PRNGKey(0), self.data.observations[:2], t.act_dim, exp.bc)
-        self.trpo = trpo_lib.trpo_init(self.bc.params, self.bc.stats, self.bc.params, self.bc.stats, self.ens.params,
-                                       self.norm, np.zeros((1, t.obs_dim), np.float32), jax.random.PRNGKey(0), exp.trpo)
+    def _templates(self) -> dict:
+        """Freshly initialized pytrees of the right shapes, to restore a checkpoint into."""
+        exp, t, d = self.exp, self.task, self.data
+        norm = fit_normalization(d.observations[:2], d.actions[:2], d.next_observations[:2])
+        ens = dyn_lib.ensemble_init(jax.random.PRNGKey(0), t.obs_dim, t.act_dim, exp.dynamics)
+        bc = bc_lib.bc_init(jax.random.PRNGKey(0), d.observations[:2], t.act_dim, exp.bc)
+        trpo = trpo_lib.trpo_init(bc.params, bc.stats, bc.params, bc.stats, ens.params, norm,
+                                  np.zeros((1, t.obs_dim), np.float32), jax.random.PRNGKey(0), exp.trpo)
+        return {"ens": ens, "norm": norm, "bc": bc, "trpo": trpo._replace(ens_params=None, norm=None, start_obs=None)}
+
+    def _read(self, path: Path, names) -> tuple[dict, dict, dict]:
+        """(pytrees ``names``, raw arrays, meta) of a checkpoint, checked against this run's sizes."""
+        if path.is_dir():
+            path = path / CHECKPOINT
+        if not path.is_file():
+            raise UserError(f"{path}: no checkpoint there; --restore_path takes a bremen run directory")
+        arrays, meta = load_checkpoint(path)
+        tmpl = self._templates()
+        try:
+            return {n: arrays_to_pytree(tmpl[n], arrays, n) for n in names}, arrays, meta
+        except (KeyError, ValueError) as e:
+            raise UserError(f"{path}: cannot restore {', '.join(names)} ({e}); it comes from a run with other "
+                            f"network sizes or an earlier phase") from None
 
     def restore(self) -> tuple[str, int]:
-        arrays, meta = load_checkpoint(self.dir / CHECKPOINT)
-        phase = meta["phase"]
-        self._templates()
-        state = {name: arrays_to_pytree(tree, arrays, name) for name, tree in self._state(phase).items()}
+        phase = load_checkpoint(self.dir / CHECKPOINT)[1]["phase"]
+        names = ("ens", "norm") if phase == "model" else ("ens", "norm", "bc", "trpo")
+        state, arrays, meta = self._read(self.dir / CHECKPOINT, names)
         self.ens, self.norm = state["ens"], state["norm"]
         if phase != "model":
             self.bc = state["bc"]
@@ -224,6 +244,49 @@ class OfflineRun:
             setattr(self, k, meta[k])
         self.best_itr = meta["best_iteration"]
         return phase, meta["next_iteration"]
+
+    def restore_from(self, what: str):
+        """--restore_{dynamics,bc,policy,value}_variables: take that part from --restore_path's checkpoint."""
+        path = Path(self.exp.flags["restore_path"] or "")
+        if not self.exp.flags["restore_path"]:
+            flag = "--restore_value" if what == "value" else f"--restore_{what}_variables"
+            raise UserError(f"{flag} needs --restore_path (a bremen run directory)")
+        names = {"dynamics": ("ens", "norm"), "bc": ("bc",), "policy": ("trpo",), "value": ("trpo",)}[what]
+        state, _, meta = self._read(path, names)
+        if what == "dynamics":
+            self.ens, self.norm, self.model_val_loss = state["ens"], state["norm"], meta["model_val_loss"]
+        elif what == "bc":
+            self.bc, self.bc_loss = state["bc"], meta["bc_loss"]
+        elif what == "policy":
+            self.trpo = self.trpo._replace(policy=state["trpo"].policy, stats=state["trpo"].stats)
+        else:
+            self.trpo = self.trpo._replace(baseline=state["trpo"].baseline)
+        self._say(f"{what} restored from {path}")
+
+    def pretrain_value(self):
+        """--pretrain_value: fit the baseline to the dataset's λ-discounted rewards-to-go, per real episode.
+
+        The original's targets (GAE with V = 0, i.e. Σ_k (γλ)^k r_{t+k}) on consecutive minibatches of a
+        shuffled collection (quirk 25); here on the dataset's actual episodes, with t the step in the episode.
+        """
+        c, d = self.exp.trpo, self.data
+        y = np.zeros(len(d), np.float32)
+        t = np.zeros(len(d), np.int32)
+        for sl in d.episodes():
+            acc = 0.0
+            for i in range(sl.stop - 1, sl.start - 1, -1):
+                acc = d.rewards[i] + c.gamma * c.gae_lambda * acc
+                y[i] = acc
+            t[sl] = np.arange(sl.stop - sl.start)
+        obs_n = normalize(self.trpo.stats, jnp.asarray(d.observations))
+        base = baseline_fit(c.baseline, self.trpo.baseline, obs_n, jnp.asarray(t), jnp.asarray(y),
+                            jnp.ones(len(d), jnp.float32), c.baseline_reg)
+        self.trpo = self.trpo._replace(baseline=base)
+
+    def model_error(self, transitions) -> float:
+        """--eval_model: one-step MSE of the ensemble (mean over members and dims) on real evaluation steps."""
+        obs, act, nxt = (jnp.asarray(x) for x in transitions)
+        return float(_one_step_mse(self.ens.params, self.norm, obs, act, nxt, self.exp.dynamics.activation))
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> dict:
@@ -244,12 +307,23 @@ class OfflineRun:
             inner_log.truncate("Iteration", start - 1)
         tb = _tensorboard(self.dir / "tb", purge_step=start * exp.trpo.iterations if self.resume else None)
 
+        flags = exp.flags
         if phase == "new":
-            self.fit_model()
+            self.restore_from("dynamics") if flags["restore_dynamics_variables"] else self.fit_model()
             self.save("model", 0)
         if phase in ("new", "model"):
-            self.fit_bc()
+            if flags["restore_bc_variables"]:
+                self.restore_from("bc")
+                self.bc_return = self.evaluate_policy(self.bc.params, self.bc.stats, -1)["episode_mean"]
+            else:
+                self.fit_bc()
             self.init_policy()
+            if flags["restore_policy_variables"]:
+                self.restore_from("policy")
+            if flags["restore_value"]:
+                self.restore_from("value")
+            if flags["pretrain_value"]:
+                self.pretrain_value()
             self.save("bc", 0)
             phase = "bc"
 
@@ -270,8 +344,7 @@ class OfflineRun:
             info = jax.tree.map(np.asarray, info)
             t_trpo = time.time() - t0
             t0 = time.time()
-            ev = evaluate_steps(gaussian_policy(self.trpo.policy, self.trpo.stats, exp), self.eval_env,
-                                exp.eval_steps, exp.seed, itr)
+            ev = self.evaluate_policy(self.trpo.policy, self.trpo.stats, itr, record=flags["eval_model"])
             t_eval = time.time() - t0
             if ev["episode_mean"] > self.best_return:
                 self.best_return, self.best_itr = ev["episode_mean"], itr
@@ -289,6 +362,8 @@ class OfflineRun:
                    "best_return": self.best_return, "model_val_loss": self.model_val_loss, "bc_loss": self.bc_loss,
                    "bc_return": self.bc_return, "trpo_iterations": (itr + 1) * it_cfg.iterations,
                    "time_trpo": t_trpo, "time_eval": t_eval, "time_total": time.time() - t_run}
+            if flags["eval_model"]:
+                row["step_wise_mse"] = self.model_error(ev["transitions"])
             progress.write(row)
             for k in ("episode_mean", "episode_min", "episode_max", "best_return", "imagined_return", "kl_after"):
                 tb.add_scalar(f"eval/{k}", float(row[k]), itr)
@@ -305,6 +380,12 @@ class OfflineRun:
         last_row = progress.rows()[-1] if n_iters else {}
         final_ev = {k: float(last_row[k]) for k in ("episode_mean", "episode_min", "episode_max")} if last_row else {}
         self._export("policy_final", final_ev, n_iters - 1)
+        if flags["video_dir"]:
+            from bremen.video_cli import record_videos
+
+            policy = gaussian_policy(self.trpo.policy, self.trpo.stats, exp)
+            for line in record_videos(self.task, policy, Path(flags["video_dir"]), 1, exp.seed, prefix=f"_seed{exp.seed}"):
+                self._say(line)
         summary = {
             "task": exp.task, "seed": exp.seed, "preset": exp.preset, "run_dir": str(self.dir),
             "dataset": str(exp.data_path), "n_train": len(self.data),
@@ -322,6 +403,13 @@ class OfflineRun:
                 "return_protocol": f"deterministic mean action, >= {self.exp.eval_steps} real steps",
                 "dataset": str(self.exp.data_path), "bremen_version": __version__}
         save_policy(self.dir / name, gaussian_policy(self.trpo.policy, self.trpo.stats, self.exp), meta)
+
+
+@partial(jax.jit, static_argnames=("activation",))
+def _one_step_mse(params, norm, obs, act, nxt, activation: str):
+    n_members = jax.tree.leaves(params)[0].shape[0]
+    pred = jax.vmap(lambda k: dyn_lib.predict(params, norm, obs, act, k, activation))(jnp.arange(n_members))
+    return jnp.mean((pred - nxt[None]) ** 2)
 
 
 def _tensorboard(path: Path, purge_step: Optional[int]):
