@@ -62,10 +62,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 ORIGINAL_DEFAULTS = {"onpol_iters": 500, "interval": 80, "max_path_length": 1000, "trpo_batch_size": 50_000,
                      "random_seeds": [1234, 4321, 2341, 3341, 789], "n_train": 1_000_000, "alpha": 0.0,
                      "target_kl": 0.01, "ensemble_model_count": 5, "gaussian": 1.0}
-BOOL_FLAGS = ("param_value", "save_variables", "restore_bc_variables", "restore_policy_variables",
+BOOL_FLAGS = ("padded_batch", "consistent_likelihood", "bootstrap_truncation", "restore_best_model", "param_value", "save_variables", "restore_bc_variables", "restore_policy_variables",
               "restore_dynamics_variables", "restore_offline_data", "restore_value", "bc_init", "use_s_t",
               "use_s_0", "pretrain_value", "const_sampling", "all_bc", "eval_model")
-EXTRA_DEFAULTS = {"start_pool_size": 10_000, "bc_steps_per_call": 10_000}
+EXTRA_DEFAULTS = {"start_pool_size": 10_000, "bc_steps_per_call": 10_000, "member_mode": "batch",
+                  "line_search_kl": None, "subsample": "prefix"}
 
 
 @dataclass
@@ -138,7 +139,7 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
         else:
             flags[key] = value
     for key, value in vars(args).items():
-        if key in flags and value is not None and key not in ("random_seeds",):
+        if key in flags and value is not None and key != "random_seeds":
             flags[key] = value
     seeds = [args.seed] if args.seed is not None else (args.random_seeds or [0])
     flags["random_seeds"] = seeds
@@ -152,6 +153,7 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
         ensemble_size=flags["ensemble_model_count"], n_layers=params.dynamics.n_layers,
         hidden=params.dynamics.hidden_size, activation=params.dynamics.activation,
         batch_size=params.dynamics.batch_size, lr=params.dynamics.learning_rate, epochs=params.dynamics.epochs,
+        restore_best=flags["restore_best_model"],
     )
     bp = params.behavior_policy
     bc = BCConfig(steps=bp.total_train_steps, batch_size=bp.batch_size, lr=bp.learning_rate,
@@ -162,6 +164,8 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
         iterations=params.trpo.iterations, batch_size=flags["trpo_batch_size"], horizon=flags["max_path_length"],
         alpha=flags["alpha"], sampling_std=flags["gaussian"], const_sampling=flags["const_sampling"],
         baseline="mlp" if flags["param_value"] else "linear", policy_activation=params.policy.activation,
+        padded_batch=flags["padded_batch"], consistent_likelihood=flags["consistent_likelihood"],
+        bootstrap_truncation=flags["bootstrap_truncation"], line_search_kl=flags["line_search_kl"],
     )
     data_path = Path(args.data_path) if args.data_path else Path("data") / args.env / f"{flags['noise']}.h5"
     exps = []

@@ -66,3 +66,18 @@ def add_original_flags(p: argparse.ArgumentParser, script: str) -> None:
     b.add_argument("--seed", type=int, default=None, help="one seed (same as --random_seeds S)")
     b.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
     b.add_argument("--force", action="store_true", help="start over in an existing run directory")
+
+    f = p.add_argument_group("fidelity switches (docs/FIDELITY.md says which default reproduces the original)")
+    f.add_argument("--member_mode", choices=("batch", "rollout"), default=None,
+                   help="batch: one random ensemble member per imaginary step for all rollouts (original); "
+                        "rollout: an independent member per rollout and step")
+    _bool(f, "padded_batch", "TRPO step on the original's zero-padded, truncated [paths x L] batch")
+    _bool(f, "consistent_likelihood", "TRPO ratios/KL with the sampling distribution instead of the network's sigma")
+    _bool(f, "bootstrap_truncation", "bootstrap V(s') when an imaginary rollout hits the horizon")
+    f.add_argument("--line_search_kl", type=float, default=None,
+                   help="also require mean KL <= this x target_kl in the line search (original: no check)")
+    _bool(f, "restore_best_model", "keep each ensemble member's best-validation weights (original: the last)")
+    f.add_argument("--subsample", choices=("prefix", "uniform", "episodes"), default=None,
+                   help="how --n_train transitions are taken from the dataset (original: prefix)")
+    f.add_argument("--start_pool_size", type=int, default=None,
+                   help="real-env resets sampled once as the pool of imaginary start states")

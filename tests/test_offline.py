@@ -172,3 +172,15 @@ def test_restore_parts_pretrain_value_eval_model_and_video(hopper_data, tmp_path
     assert (tmp_path / "vid" / "hopper_seed0_episode0.mp4").stat().st_size > 1000
     bad = offline(*smoke_args(hopper_data, tmp_path / "c", "--restore_bc_variables"))
     one_line_error(bad, "--restore_bc_variables needs --restore_path")
+
+
+def test_fidelity_switches_run(hopper_data, tmp_path):
+    out = offline(*smoke_args(hopper_data, tmp_path / "f", "--onpol_iters", "1", "--member_mode", "rollout",
+                              "--padded_batch", "--consistent_likelihood", "--bootstrap_truncation", "--line_search_kl",
+                              "1.5", "--restore_best_model", "--subsample", "episodes", "--param_value", "--no_bc_init"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    params = (tmp_path / "f" / "params.json").read_text()
+    for frag in ('"member_mode": "rollout"', '"padded_batch": true', '"baseline": "mlp"', '"bc_init": false',
+                 '"subsample": "episodes"', '"restore_best": true'):
+        assert frag in params, frag
+    assert np.isfinite(float(read_progress(tmp_path / "f")[0]["episode_mean"]))

@@ -101,7 +101,8 @@ class OfflineRun:
         if not exp.data_path.is_file():
             raise UserError(missing_data_message(exp))
         self.key = jax.random.PRNGKey(exp.seed)
-        self.model_env = ModelEnv.from_task(self.task, activation=exp.dynamics.activation)
+        self.model_env = ModelEnv.from_task(self.task, activation=exp.dynamics.activation,
+                                            member_mode=exp.flags["member_mode"])
         self.eval_env = self.task.make_env()
 
     # ------------------------------------------------------------------ data
@@ -109,7 +110,7 @@ class OfflineRun:
         exp = self.exp
         ds = load_dataset(str(exp.data_path), task=self.task)
         n = min(exp.flags["n_train"], len(ds))
-        self.data = ds.subsample(n, mode="prefix")
+        self.data = ds.subsample(n, mode=exp.flags["subsample"], seed=exp.seed)
         self.train, self.val = self.data.split(0.15, by="order")
         self.behavior = dataset_return(self.data, self.task.horizon)
 
