@@ -42,6 +42,7 @@ def main() -> None:
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "sac_speed.json"))
     args = p.parse_args()
 
+    load_before = os.getloadavg()
     cfg = SACConfig()
     sac = SAC(args.obs_dim, args.act_dim, -1.0, 1.0, cfg)
     rb = ReplayBuffer(args.obs_dim, args.act_dim, 100_000)
@@ -73,6 +74,8 @@ def main() -> None:
         "updates_per_s": {k: round(v, 1) for k, v in results.items()},
         "numpy_sampling_us_per_batch": round(sample_sec / 1000 * 1e6, 1),
         "affinity_cores": len(os.sched_getaffinity(0)),
+        "load_average_1_5_15min_before": [round(x, 2) for x in load_before],
+        "note": "the machine is shared: other processes' load (see load average) lowers these numbers",
         "cpu_count": os.cpu_count(),
         "jax": jax.__version__,
         "bremen": __version__,

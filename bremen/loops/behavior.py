@@ -46,7 +46,7 @@ from bremen.errors import UserError
 from bremen.io.checkpoint import arrays_to_pytree, load_checkpoint, pytree_to_arrays, save_checkpoint
 from bremen.io.csvlog import CSVLog
 from bremen.io.policy_io import NumpyPolicy, save_policy
-from bremen.tasks import Task, make
+from bremen.tasks import make
 
 CHECKPOINT = "checkpoint.npz"
 PROGRESS = "progress.csv"
@@ -136,10 +136,6 @@ def actor_policy(sac: SAC, actor, metadata: Optional[dict] = None) -> NumpyPolic
                        metadata=metadata)
 
 
-def resolve_task(name: str) -> Task:
-    return make(name)
-
-
 def default_out_dir(task: str, seed: int) -> Path:
     return Path("log") / "behavior" / task / f"seed{seed}"
 
@@ -151,7 +147,7 @@ class BehaviorTrainer:
         c = self.config = config
         self.out_dir = Path(out_dir)
         self.progress = progress
-        self.task = resolve_task(c.task)
+        self.task = make(c.task)
         self.sac = SAC(self.task.obs_dim, self.task.act_dim, self.task.act_low, self.task.act_high, c.sac)
         self.act_low, self.act_high = self.sac.act_low, self.sac.act_high
         self.env = self.task.make_env()
@@ -324,7 +320,7 @@ class BehaviorTrainer:
         last = self.evals[-1]["mean"] if self.evals else float("nan")
         bar = tqdm(total=c.steps, initial=self.env_steps, unit="step", disable=not self.progress,
                    dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
-        bar.set_postfix(eval=f"{last:.1f}", target=c.eval_target)
+        bar.set_postfix(eval=f"{last:.1f}", target=f"{c.eval_target:g}")
         t_start, steps_start = time.perf_counter(), self.env_steps
         wall_before = self.wall_time
         interval_t, interval_steps = time.perf_counter(), self.env_steps
@@ -347,8 +343,8 @@ class BehaviorTrainer:
                 self._log(ev, (self.env_steps - interval_steps) / max(now - interval_t, 1e-9))
                 interval_t, interval_steps = now, self.env_steps
                 self.save()
-                bar.set_postfix(eval=f"{ev['mean']:.1f}", target=c.eval_target,
-                                reached=self.partial_target["step"] if self.partial_target else "no")
+                bar.set_postfix(eval=f"{ev['mean']:.1f}", target=f"{c.eval_target:g}",
+                                reached=str(self.partial_target["step"]) if self.partial_target else "no")
         bar.close()
         self.wall_time = wall_before + time.perf_counter() - t_start
         self._export("final", self.evals[-1])
@@ -369,7 +365,7 @@ def train_behavior(config: BehaviorConfig, out_dir=None, force: bool = False, pr
     """
     _check_config(config)
     out = Path(out_dir) if out_dir is not None else default_out_dir(config.task, config.seed)
-    resolve_task(config.task)
+    make(config.task)
     if out.exists() and any(out.iterdir()):
         if not force:
             raise UserError(
