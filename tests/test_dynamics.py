@@ -40,9 +40,12 @@ def test_l2_only_hidden_kernels():
     assert [layer["w"].shape for layer in params] == [(2, 5, 8), (2, 8, 8), (2, 8, 3)]
 
 
+CFG = D.DynamicsConfig(ensemble_size=3, hidden=32, batch_size=100, epochs=30)
+
+
 def test_ensemble_learns_linear_dynamics():
-    train, val, test = _linear_data(4000, 0), _linear_data(1000, 1), _linear_data(1000, 2)
-    cfg = D.DynamicsConfig(ensemble_size=3, hidden=64, batch_size=100, epochs=30)
+    train, val, test = _linear_data(2000, 0), _linear_data(1000, 1), _linear_data(1000, 2)
+    cfg = CFG
     norm = N.fit_normalization(*train[:3])
     state = D.ensemble_init(jax.random.PRNGKey(0), OBS, ACT, cfg)
     before = np.asarray(D.predict(state.params, norm, test[0], test[1], 0))
@@ -56,7 +59,7 @@ def test_ensemble_learns_linear_dynamics():
     scale = np.mean((test[2] - test[0]) ** 2)
     preds = [np.asarray(D.predict(state.params, norm, test[0], test[1], k)) for k in range(3)]
     for p in preds:
-        assert np.mean((p - test[2]) ** 2) < 2e-3 * scale  # relative error < ~5%
+        assert np.mean((p - test[2]) ** 2) < 5e-3 * scale  # relative RMS error of the delta < ~7%
     assert np.mean((before - test[2]) ** 2) > 0.1 * scale
     assert not np.allclose(preds[0], preds[1])  # members differ (init and shuffle order)
     assert report.val_checks[-1][1].shape == (3,)
@@ -75,13 +78,13 @@ def test_early_stopping_rule():
 
 def test_fit_stops_early_without_restoring_best():
     obs, act, nxt, rew = _linear_data(2000, 0)
-    cfg = D.DynamicsConfig(ensemble_size=2, hidden=32, batch_size=200, epochs=100)
+    cfg = D.DynamicsConfig(**{**CFG.__dict__, "epochs": 100})
     norm = N.fit_normalization(obs, act, nxt)
     # validation targets point the other way, so every check after epoch 0 is worse: stop at epoch 20
     bad_val = (obs, act, 2 * obs - nxt)
     state, report = D.fit(D.ensemble_init(jax.random.PRNGKey(0), OBS, ACT, cfg), norm, (obs, act, nxt), bad_val,
                           jax.random.PRNGKey(1), cfg)
-    np.testing.assert_array_equal(report.epochs, [21, 21])
+    np.testing.assert_array_equal(report.epochs, [21, 21, 21])
     assert [c[0] for c in report.val_checks] == [0, 5, 10, 15, 20]
     v0, v_last = report.val_checks[0][1], report.val_checks[-1][1]
     yv = D.targets(norm, obs, bad_val[2])
@@ -93,21 +96,21 @@ def test_fit_stops_early_without_restoring_best():
 
 
 def test_adam_state_persists_unless_reset():
-    data = _linear_data(1000, 0)
-    cfg = D.DynamicsConfig(ensemble_size=2, hidden=16, batch_size=300, epochs=2)
+    data = _linear_data(2050, 0)
+    cfg = D.DynamicsConfig(**{**CFG.__dict__, "epochs": 2, "batch_size": 1000})
     norm = N.fit_normalization(*data[:3])
     state, _ = D.fit(D.ensemble_init(jax.random.PRNGKey(0), OBS, ACT, cfg), norm, data, None, jax.random.PRNGKey(1), cfg)
-    assert int(state.opt_state[0].count) == 6  # 2 epochs × 3 full minibatches (the partial one dropped)
+    assert int(state.opt_state[0].count) == 4  # 2 epochs × 2 full minibatches (the partial one dropped)
     state, _ = D.fit(state, norm, data, None, jax.random.PRNGKey(2), cfg)
-    assert int(state.opt_state[0].count) == 12
+    assert int(state.opt_state[0].count) == 8
     reset = D.DynamicsConfig(**{**cfg.__dict__, "reset_optimizer": True})
     state, _ = D.fit(state, norm, data, None, jax.random.PRNGKey(3), reset)
-    assert int(state.opt_state[0].count) == 6
+    assert int(state.opt_state[0].count) == 4
 
 
 def test_learned_reward_head():
-    train, test = _linear_data(4000, 0), _linear_data(500, 2)
-    cfg = D.DynamicsConfig(ensemble_size=2, hidden=64, batch_size=100, epochs=30, learn_reward=True)
+    train, test = _linear_data(2000, 0), _linear_data(500, 2)
+    cfg = D.DynamicsConfig(**{**CFG.__dict__, "learn_reward": True})
     norm = N.fit_normalization(*train)
     state, _ = D.fit(D.ensemble_init(jax.random.PRNGKey(0), OBS, ACT, cfg), norm, train, None,
                      jax.random.PRNGKey(1), cfg)

@@ -34,11 +34,11 @@ def _roll(ens, env, n_envs=3, horizon=10, n_steps=None, **kw):
 
 def test_one_member_per_step_for_the_whole_batch():
     ens = const_ensemble([1.0, 2.0, 3.0, 4.0])
-    roll = _roll(ens, ModelEnv(lambda s, a, s2: s2[..., 0]), n_envs=16, horizon=400)
+    roll = _roll(ens, ModelEnv(lambda s, a, s2: s2[..., 0]), n_envs=16, horizon=200)
     members = np.asarray(roll.next_obs - roll.obs)[..., 0]  # [T, n]: the member's delta
     assert np.all(members == members[:, :1])  # one member for all rollouts at each step
     counts = np.bincount(members[:, 0].astype(int), minlength=5)[1:]
-    assert np.all(counts > 60)  # uniform over the 4 members (100 expected each)
+    assert np.all(counts > 25)  # uniform over the 4 members (50 expected each)
 
 
 def test_per_rollout_member_choice():
@@ -145,8 +145,9 @@ def test_padded_rows_match_original_assembly():
     ids = (np.arange(n_steps)[:, None] * n_envs + np.arange(n_envs) + 1).astype(np.float32)
     roll = Rollout(jnp.asarray(ids)[..., None], None, None, None, jnp.asarray(term), jnp.asarray(trunc), None,
                    jnp.asarray(t), jnp.asarray(valid))
+    rows = jax.jit(padded_rows, static_argnums=1)
     for batch in (40, 97, 400):
-        t_idx, e_idx, real, weight = padded_rows(roll, batch)
+        t_idx, e_idx, real, weight = rows(roll, batch)
         got = np.where(real, ids[t_idx, e_idx], 0)
         expected, n_rows = _reference_padded(lengths_by_row, n_steps, batch)
         np.testing.assert_array_equal(got[: len(expected)], expected)

@@ -306,7 +306,9 @@ def trpo_iteration(state: TRPOState, key, *, config: TRPOConfig, env: ModelEnv):
         obs, act = roll.obs.reshape(-1, d), roll.act.reshape(-1, a)
         adv_rows, w = jnp.where(valid, adv_n, 0.0).reshape(-1), valid.reshape(-1).astype(jnp.float32)
 
-    lik = lambda p, o: _likelihood_dist(p, state.stats, o, config, env)  # noqa: E731
+    def lik(params, obs):
+        return _likelihood_dist(params, state.stats, obs, config, env)
+
     policy, step_info = natural_gradient_step(state.policy, lik, obs, act, adv_rows, w, config)
     base = baseline_fit(config.baseline, state.baseline, obs_n.reshape(-1, d), roll.t.reshape(-1),
                         targets.reshape(-1), valid.reshape(-1).astype(jnp.float32), config.baseline_reg)
