@@ -109,8 +109,8 @@ def apply_all(params, norm: Normalization, obs, act, activation: str = "relu"):
     return jax.vmap(lambda p: mlp_apply(p, x, activation))(params)
 
 
-def _denormalize(norm: Normalization, obs, out):
-    """Next state (and reward, when the output has one more unit than the observation)."""
+def denormalize(norm: Normalization, obs, out):
+    """``(ŝ', r̂)`` from normalized outputs ``out``; ``r̂`` is None without a reward unit."""
     d = obs.shape[-1]
     next_obs = obs + out[..., :d] * norm.delta_std + norm.delta_mean
     reward = out[..., d] * norm.rew_std + norm.rew_mean if out.shape[-1] > d else None
@@ -120,7 +120,7 @@ def _denormalize(norm: Normalization, obs, out):
 def predict(params, norm: Normalization, obs, act, member_idx, activation: str = "relu"):
     """ŝ' = s + f_k(ŝ, â)·σ_Δ + μ_Δ with member ``member_idx`` (a traced int is fine)."""
     out = mlp_apply(_member(params, member_idx), normalize_inputs(norm, obs, act), activation)
-    return _denormalize(norm, obs, out)[0]
+    return denormalize(norm, obs, out)[0]
 
 
 def predict_reward(params, norm: Normalization, obs, act, member_idx, activation: str = "relu"):
@@ -128,7 +128,7 @@ def predict_reward(params, norm: Normalization, obs, act, member_idx, activation
     out = mlp_apply(_member(params, member_idx), normalize_inputs(norm, obs, act), activation)
     if out.shape[-1] <= obs.shape[-1]:
         raise ValueError("this ensemble has no reward head (DynamicsConfig.learn_reward=False)")
-    return _denormalize(norm, obs, out)
+    return denormalize(norm, obs, out)
 
 
 def targets(norm: Normalization, obs, next_obs, rew=None):

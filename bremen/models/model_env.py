@@ -35,7 +35,9 @@ from typing import Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from bremen.models.dynamics import apply_all, predict, predict_reward
+from bremen.models.dynamics import denormalize
+from bremen.models.nets import mlp_apply
+from bremen.models.normalizer import normalize_inputs
 from bremen.models.policy import sample
 
 
@@ -67,31 +69,32 @@ class ModelEnv:
     def step(self, ens_params, norm, obs, act, key):
         """One imaginary step for a batch ``obs [n, d]``: returns ``(next_obs, reward, terminated)``."""
         act = jnp.clip(act, self.act_low, self.act_high)
+        x = normalize_inputs(norm, obs, act)
         n_members = jax.tree.leaves(ens_params)[0].shape[0]
-        learned = self.reward_fn is None
         if self.member_mode == "batch":
-            k = jax.random.randint(key, (), 0, n_members)
-            if learned:
-                next_obs, rew = predict_reward(ens_params, norm, obs, act, k, self.activation)
-            else:
-                next_obs = predict(ens_params, norm, obs, act, k, self.activation)
+            # lax.switch over static member slices: inside a scan the slices are loop-invariant, so no
+            # per-step copy of the chosen member's weights (as indexing with a traced k would make)
+            branches = [partial(self._apply_member, i) for i in range(n_members)]
+            out = jax.lax.switch(jax.random.randint(key, (), 0, n_members), branches, ens_params, x)
         elif self.member_mode == "rollout":
-            out = apply_all(ens_params, norm, obs, act, self.activation)
-            ks = jax.random.randint(key, obs.shape[:1], 0, n_members)
-            out = out[ks, jnp.arange(obs.shape[0])]
-            d = obs.shape[-1]
-            next_obs = obs + out[:, :d] * norm.delta_std + norm.delta_mean
-            rew = out[:, d] * norm.rew_std + norm.rew_mean if learned else None
+            out = jax.vmap(lambda p: mlp_apply(p, x, self.activation))(ens_params)
+            out = out[jax.random.randint(key, obs.shape[:1], 0, n_members), jnp.arange(obs.shape[0])]
         else:
             raise ValueError(f"member_mode must be 'batch' or 'rollout', not {self.member_mode!r}")
+        next_obs, rew = denormalize(norm, obs, out)
         next_obs = jnp.clip(next_obs, -self.obs_clip, self.obs_clip)
-        if not learned:
+        if self.reward_fn is not None:
             rew = self.reward_fn(obs, act, next_obs)
+        elif rew is None:
+            raise ValueError("reward_fn=None needs an ensemble with a reward head (DynamicsConfig.learn_reward)")
         term = (
             jnp.zeros(obs.shape[:1], bool) if self.termination_fn is None
             else jnp.asarray(self.termination_fn(next_obs), bool)
         )
         return next_obs, rew, term
+
+    def _apply_member(self, i, ens_params, x):
+        return mlp_apply(jax.tree.map(lambda p: p[i], ens_params), x, self.activation)
 
 
 class Rollout(NamedTuple):
