@@ -97,6 +97,19 @@ def test_linear_baseline_fits_linear_target_exactly():
     np.testing.assert_allclose(fit, coef, atol=0.02)
 
 
+def test_linear_baseline_matches_float64_ridge():
+    rng = np.random.default_rng(1)
+    n, d = 20000, 11
+    obs_n = rng.normal(0, 1.5, (n, d)).astype(np.float32)
+    t = (np.arange(n) % 1000).astype(np.float32)  # H = 1000: (t/100)³ up to 1000, badly scaled columns
+    y = (np.sin(t / 50) * 30 + obs_n[:, 0] ** 3 + rng.normal(0, 1, n)).astype(np.float32)
+    w = (rng.uniform(size=n) > 0.1).astype(np.float32)
+    phi = np.asarray(BL.linear_features(obs_n, t), np.float64)
+    ref = np.linalg.solve((phi * w[:, None]).T @ phi + 1e-5 * np.eye(phi.shape[1]), (phi * w[:, None]).T @ y)
+    coef = np.asarray(jax.jit(BL.linear_fit)(obs_n, t, y, w))
+    np.testing.assert_allclose(phi @ coef, phi @ ref, rtol=0, atol=1e-4 * np.abs(phi @ ref).max())
+
+
 def test_mlp_baseline_fit_reduces_error():
     obs_n = jax.random.normal(jax.random.PRNGKey(0), (256, 3))
     y = jnp.tanh(obs_n[:, 0])
