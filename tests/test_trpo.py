@@ -139,7 +139,9 @@ NORM = N.identity_normalization(1, 1)
 ENV = ModelEnv(lambda s, a, s2: -jnp.abs(s2[..., 0] - 1.0))
 START = jnp.linspace(-1.0, 0.5, 64)[:, None]
 STATS = N.update(N.running_stats_init(1), START)
-CFG = TRPOConfig(batch_size=640, horizon=20, target_kl=0.1, sampling_std=1.0, const_sampling=False)
+# fixed sampling std 0.3 used for the likelihood too (quirk 1 off): a well-posed problem whose optimum is known
+CFG = TRPOConfig(batch_size=640, horizon=20, target_kl=0.1, sampling_std=0.3, const_sampling=True,
+                 consistent_likelihood=True)
 
 
 def _return(policy):
@@ -152,12 +154,12 @@ def test_trpo_improves_point_mass_return():
     policy = P.policy_init(jax.random.PRNGKey(0), 1, 1, (32, 32), init_seed=None)
     state = trpo_init(policy, STATS, policy, STATS, ENS, NORM, START, jax.random.PRNGKey(0), CFG)
     init_return = _return(state.policy)
-    for k in jax.random.split(jax.random.PRNGKey(1), 40):
+    for k in jax.random.split(jax.random.PRNGKey(1), 20):
         state, info = trpo_iteration(state, k, config=CFG, env=ENV)
     final_return = _return(state.policy)
     assert init_return < -24.0  # standing still: ≈ −25
-    assert final_return > init_return + 8.0, (init_return, final_return)  # best possible ≈ −5
-    assert int(state.iteration) == 40
+    assert final_return > -10.0, (init_return, final_return)  # full speed to the goal, then stay: ≈ −8.3
+    assert int(state.iteration) == 20
     assert float(info["behavior_policy_kl_mean"]) > 0.0  # moved away from the (here: initial) behavior policy
 
 

@@ -22,3 +22,15 @@ def test_options_run_scanned_and_finite():
     assert all(np.isfinite(np.asarray(v)).all() for v in info.values())
     assert float(info["behavior_policy_kl_max"].min()) > 0.0
     assert np.all(np.asarray(info["kl_after"]) <= 1.5 * cfg.target_kl + 1e-6)
+
+
+def test_network_sigma_sampling_improves_return():
+    # the original's non-const sampling: a = μ + σ(s)·𝒩(0, 1) with σ_g = 1, ratios with the same network σ
+    from test_trpo import _return
+
+    cfg = TRPOConfig(batch_size=640, horizon=20, target_kl=0.1, sampling_std=1.0, const_sampling=False)
+    policy = P.policy_init(jax.random.PRNGKey(0), 1, 1, (32, 32), init_seed=None)
+    state = trpo_init(policy, STATS, policy, STATS, ENS, NORM, START, jax.random.PRNGKey(0), cfg)
+    before = _return(state.policy)
+    state, info = trpo_run(state, jax.random.PRNGKey(1), config=cfg, env=ENV, n_iters=40)
+    assert _return(state.policy) > before + 5.0
