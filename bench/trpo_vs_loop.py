@@ -238,7 +238,9 @@ def main() -> None:
         "rollout_speedup": t_roll_loop / t_roll_compiled,
         "target_speedup": TARGET_RATIO,
         "consistency": {"relative_update_difference": rel_diff, "step_fraction": float(info["step_fraction"]),
-                        "kl_after": float(info["kl_after"])},
+                        "kl_after": float(info["kl_after"]),
+                        "note": "same update up to float error only with fisher_subsample=1 (otherwise the two "
+                                "codes subsample different rows: path-major vs time-major order)"},
         "meta": {"bremen": __version__, "jax": jax.__version__, "python": platform.python_version(),
                  "cpus": os.cpu_count(), "load_average": os.getloadavg(),
                  "time": time.strftime("%Y-%m-%d %H:%M:%S")},

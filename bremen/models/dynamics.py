@@ -103,9 +103,8 @@ def _member(params, k):
     return jax.tree.map(lambda p: p[k], params)
 
 
-def apply_all(params, norm: Normalization, obs, act, activation: str = "relu"):
-    """Normalized outputs of every member: ``[K, ..., out]``."""
-    x = normalize_inputs(norm, obs, act)
+def apply_all(params, x, activation: str = "relu"):
+    """Normalized outputs of every member on normalized inputs ``x``: ``[K, ..., out]``."""
     return jax.vmap(lambda p: mlp_apply(p, x, activation))(params)
 
 
@@ -207,7 +206,7 @@ def validation_mse(params, x, y, batch_size: int = 1000, activation: str = "relu
 
     def chunk(total, xym):
         xb, yb, mb = xym
-        err = jax.vmap(lambda p: mlp_apply(p, xb, activation))(params) - yb
+        err = apply_all(params, xb, activation) - yb
         return total + jnp.sum(err**2 * mb, axis=(1, 2)), None
 
     total, _ = jax.lax.scan(chunk, jnp.zeros(jax.tree.leaves(params)[0].shape[0]), (xs, ys, mask))

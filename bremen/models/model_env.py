@@ -35,7 +35,7 @@ from typing import Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from bremen.models.dynamics import denormalize
+from bremen.models.dynamics import apply_all, denormalize
 from bremen.models.nets import mlp_apply
 from bremen.models.normalizer import normalize_inputs
 from bremen.models.policy import sample
@@ -50,12 +50,19 @@ class ModelEnv:
     """
 
     reward_fn: Optional[Callable] = None
+    """r(s, a_clipped, s'); None: the ensemble's reward head."""
     termination_fn: Optional[Callable] = None
+    """done(s'); None: never terminates."""
     act_low: float = -1.0
+    """Lower action bound (actions are clipped before the model and the reward)."""
     act_high: float = 1.0
+    """Upper action bound."""
     obs_clip: float = 1e5
+    """Predicted states are clipped to ±obs_clip (the original's ±1e5)."""
     member_mode: str = "batch"
+    """'batch': one random member per step for all rollouts (original); 'rollout': one per rollout and step."""
     activation: str = "relu"
+    """Hidden activation of the dynamics members (DynamicsConfig.activation)."""
 
     @classmethod
     def from_task(cls, task, **kwargs) -> "ModelEnv":
@@ -77,7 +84,7 @@ class ModelEnv:
             branches = [partial(self._apply_member, i) for i in range(n_members)]
             out = jax.lax.switch(jax.random.randint(key, (), 0, n_members), branches, ens_params, x)
         elif self.member_mode == "rollout":
-            out = jax.vmap(lambda p: mlp_apply(p, x, self.activation))(ens_params)
+            out = apply_all(ens_params, x, self.activation)
             out = out[jax.random.randint(key, obs.shape[:1], 0, n_members), jnp.arange(obs.shape[0])]
         else:
             raise ValueError(f"member_mode must be 'batch' or 'rollout', not {self.member_mode!r}")
