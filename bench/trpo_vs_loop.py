@@ -62,7 +62,8 @@ class LoopTRPO:
     def __init__(self, cfg: TRPOConfig, policy_template):
         self.cfg = c = cfg
         self.unravel = ravel_pytree(policy_template)[1]
-        self.target = jax.jit(lambda p, s, o, k: (sample(p, s, o, k, c.sampling_std, c.const_sampling),) + dist(p, s, o))
+        self.target = jax.jit(
+            lambda p, s, o, k: (sample(p, s, o, k, c.sampling_std, c.const_sampling),) + dist(p, s, o))
         self.behavior = jax.jit(dist)
         self.model = jax.jit(lambda e, n, o, a, k: predict(e, n, o, jnp.clip(a, -1, 1), k))
 

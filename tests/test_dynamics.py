@@ -99,7 +99,8 @@ def test_adam_state_persists_unless_reset():
     data = _linear_data(2050, 0)
     cfg = D.DynamicsConfig(**{**CFG.__dict__, "epochs": 2, "batch_size": 1000})
     norm = N.fit_normalization(*data[:3])
-    state, _ = D.fit(D.ensemble_init(jax.random.PRNGKey(0), OBS, ACT, cfg), norm, data, None, jax.random.PRNGKey(1), cfg)
+    state = D.ensemble_init(jax.random.PRNGKey(0), OBS, ACT, cfg)
+    state, _ = D.fit(state, norm, data, None, jax.random.PRNGKey(1), cfg)
     assert int(state.opt_state[0].count) == 4  # 2 epochs × 2 full minibatches (the partial one dropped)
     state, _ = D.fit(state, norm, data, None, jax.random.PRNGKey(2), cfg)
     assert int(state.opt_state[0].count) == 8
