@@ -82,6 +82,7 @@ def _mlp_opt():
 
 
 def mlp_baseline_init(key, obs_dim: int, hidden: Sequence[int] = (200, 200)) -> MLPBaseline:
+    """o → 200 → 200 → 1 (tanh hidden), normc init from ``key``, fresh Adam state."""
     params = mlp_init(key, [obs_dim, *hidden, 1], "normc")
     return MLPBaseline(params, _mlp_opt().init(params))
 
