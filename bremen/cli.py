@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from bremen import __version__
@@ -46,6 +47,9 @@ def run(func, args) -> int:
     except KeyboardInterrupt:
         print("bremen: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which closed early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0 if rc is None else int(rc)
 
 

@@ -1,0 +1,59 @@
+"""Quirks of the original that shape results: likelihood std vs sampling std, BC init copies the normalizer."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bremen.algos.trpo import TRPOConfig, _likelihood_dist
+from bremen.models.model_env import ModelEnv
+from bremen.models.normalizer import running_stats_init, update
+from bremen.models.policy import dist, policy_init
+
+
+def test_trpo_likelihood_uses_network_sigma_while_sampling_uses_fixed_sigma():
+    params = policy_init(None, 5, 2, (8, 8))
+    stats = update(running_stats_init(5), np.random.default_rng(0).normal(size=(50, 5)))
+    obs = jnp.asarray(np.random.default_rng(1).normal(size=(7, 5)), jnp.float32)
+    mu, ls_net = dist(params, stats, obs)
+    env = ModelEnv()
+    mu_l, ls_l = _likelihood_dist(params, stats, obs, TRPOConfig(sampling_std=0.1, const_sampling=True), env)
+    np.testing.assert_array_equal(ls_l, ls_net)  # original: ratios and KL with the network's sigma
+    np.testing.assert_array_equal(mu_l, mu)
+    _, ls_c = _likelihood_dist(params, stats, obs, TRPOConfig(sampling_std=0.1, const_sampling=True,
+                                                              consistent_likelihood=True), env)
+    np.testing.assert_allclose(ls_c, np.log(0.1), rtol=1e-6)  # the distribution actions are drawn from
+    assert not np.allclose(ls_net, np.log(0.1))
+
+
+def test_bc_init_copies_weights_and_normalizer(tmp_path):
+    import bremen.tasks as T
+    from bremen.data import Dataset, save_dataset
+    from bremen.experiment import resolve
+    from bremen.loops.offline import OfflineRun
+    from bremen.offline_cli import build_parser
+
+    task = T.make("half_cheetah")
+    rng = np.random.default_rng(0)
+    n = 3000
+    obs = rng.normal(size=(n, 17)).astype(np.float32) * 3 + 1
+    act = rng.uniform(-1, 1, (n, 6)).astype(np.float32)
+    timeouts = np.zeros(n, bool)
+    timeouts[999::1000] = True
+    ds = Dataset.from_arrays(dict(observations=obs, actions=act, rewards=np.zeros(n, np.float32),
+                                  next_observations=obs + 0.01, terminals=np.zeros(n, bool), timeouts=timeouts),
+                             metadata={"task": task.name})
+    save_dataset(ds, str(tmp_path / "d.h5"))
+    args = build_parser().parse_args(["--env", "half_cheetah", "--preset", "smoke", "--seed", "0", "--data_path",
+                                      str(tmp_path / "d.h5"), "--log_dir", str(tmp_path / "run")])
+    run = OfflineRun(resolve(args)[0])
+    run.dir.mkdir(parents=True)
+    run.load_data()
+    run.fit_model()
+    run.fit_bc()
+    run.init_policy()
+    for a, b in zip(jax.tree.leaves(run.trpo.policy), jax.tree.leaves(run.bc.params)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(run.trpo.stats, run.bc.stats):
+        np.testing.assert_array_equal(a, b)
+    assert float(run.trpo.stats.count) == n  # the statistics saw every BC observation
+    np.testing.assert_allclose(np.asarray(run.trpo.stats.mean), obs.mean(0), rtol=1e-4, atol=1e-4)
