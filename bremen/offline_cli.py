@@ -14,7 +14,7 @@ from pathlib import Path
 from bremen.errors import UserError
 from bremen.flags import add_original_flags
 
-DEMO_TASK = "hopper"
+DEMO_TASK = "half_cheetah"
 DEMO_ARGS = ["--env", DEMO_TASK, "--preset", "cpu", "--seed", "0", "--exp_name", "demo"]
 
 
@@ -35,11 +35,11 @@ def ensure_demo_data(exp) -> None:
     """Collect the demo's pure dataset from the shipped behavior policy if it is missing."""
     if exp.data_path.is_file():
         return
-    from bremen.data.collect import collect_to_file  # noqa: WPS433 (heavy import only when needed)
+    from bremen.data.collect import run_collect
 
     print(f"demo: collecting {exp.flags['n_train']} transitions of {exp.task} with the shipped behavior policy "
           f"-> {exp.data_path}", file=sys.stderr)
-    collect_to_file(task=exp.task, noise="pure", n=exp.flags["n_train"], out=exp.data_path, seed=exp.seed)
+    run_collect(exp.task, "pure", exp.flags["n_train"], exp.data_path, seed=exp.seed)
 
 
 def run_offline(args, demo: bool) -> int:
