@@ -1,7 +1,7 @@
 """One compiled TRPO iteration vs the same math in the original's per-time-step structure.
 
 Compiled: ``bremen.algos.trpo.trpo_iteration`` (rollout scan → KL/GAE → CG step with line search →
-baseline fit in one call). Loop: what the original code does (ORIGINAL.md §1, §3, §5): a Python loop over
+baseline fit in one call). Loop: what the original code does: a Python loop over
 time steps with one jitted call for the target policy's sample, one for the BC policy and one for the
 dynamics member (chosen with Python's ``random``) per step, paths assembled in lists, GAE per path with
 ``scipy.signal.lfilter``, the linear baseline in float64 NumPy, and a Python CG loop / line search that

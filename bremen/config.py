@@ -114,7 +114,7 @@ SECTIONS = {
     "trpo": TRPOParams,
 }
 
-# Keys the original code accepted but never read (ORIGINAL.md §6.2); "" is the top level.
+# Keys the original code accepted but never read; "" is the top level.
 IGNORED_KEYS = {
     "": {"num_path_random", "discard_ratio"},
     "dynamics": {

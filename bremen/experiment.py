@@ -30,7 +30,7 @@ from bremen.errors import UserError
 from bremen.flags import NOISES
 from bremen.models.dynamics import DynamicsConfig
 
-# The original README's per-task settings (ORIGINAL.md §2.2, §12).
+# The original README's per-task settings.
 PAPER_TASK_FLAGS = {
     "ant": {"target_kl": 0.05, "max_path_length": 250},
     "half_cheetah": {"target_kl": 0.1, "max_path_length": 250},

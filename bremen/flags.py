@@ -1,6 +1,6 @@
 """Command-line flags of ``offline.py``, ``recursive.py`` and ``save_video.py``.
 
-Every flag of the original scripts is accepted under its original name (ORIGINAL.md §6.1), so the
+Every flag of the original scripts is accepted under its original name, so the
 original README's commands run unchanged. bremen adds ``--data_path``, ``--preset``, ``--resume``,
 ``--log_dir`` and ``--seed``. Boolean flags also have a ``--no_<flag>`` form, because the ``paper`` preset
 turns on the settings of the published runs (``--bc_init --const_sampling``), which the original's own

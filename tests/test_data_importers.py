@@ -310,7 +310,7 @@ def test_unsupported_checkpoint_falls_back_to_tensorflow(monkeypatch):
 
 
 def d3rlpy_transitions(observations, actions, rewards, terminals, timeouts):
-    """What d3rlpy 2.x builds from these arrays (EpisodeGenerator + BasicTransitionPicker, BASELINES.md §C.2):
+    """What d3rlpy 2.x builds from these arrays (EpisodeGenerator + BasicTransitionPicker):
     episodes cut after each flag, the next observation is the next row, a terminated episode's last row gets a
     zero next observation, a timed-out episode's last row is no transition. Rows after the last flag are lost."""
     assert not np.any(np.logical_and(terminals, timeouts)) and (terminals.sum() + timeouts.sum()) > 0

@@ -1,4 +1,4 @@
-"""Value baselines for TRPO's advantages (ORIGINAL.md §5.4).
+"""Value baselines for TRPO's advantages.
 
 ``linear`` (default, the original's LinearFeatureBaseline): V(s_t) = φ(o, t)ᵀ c with
 

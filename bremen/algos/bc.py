@@ -1,4 +1,4 @@
-"""Behavior cloning of the data's policy into the Gaussian MLP policy (ORIGINAL.md §4.2.4).
+"""Behavior cloning of the data's policy into the Gaussian MLP policy.
 
 Loss (original): the mean squared error between the dataset action and a *reparameterized sample*
 

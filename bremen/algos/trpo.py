@@ -1,4 +1,4 @@
-"""TRPO on imaginary rollouts, as BREMEN runs it (ORIGINAL.md §5), one compiled call per iteration.
+"""TRPO on imaginary rollouts, as BREMEN runs it, one compiled call per iteration.
 
 One iteration (:func:`trpo_iteration`, a single ``jax.jit``): imaginary rollout (``lax.scan`` over the model
 env) → baseline values → KL penalty and GAE (reverse ``lax.scan``) → one natural-gradient step with a

@@ -1,4 +1,4 @@
-"""Dataset collection with BRAC's noise strategies (BASELINES.md §A.2).
+"""Dataset collection with BRAC's noise strategies.
 
 A noise strategy is a list of blocks (name, weight). Block sizes are ``int(n·w)`` for all but the last
 block, which takes the remainder. Blocks are collected in list order on one env; each block starts a fresh

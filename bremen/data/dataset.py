@@ -122,8 +122,7 @@ class Dataset:
     def subsample(self, n: int, mode: str = "prefix", seed: int = 0) -> "Dataset":
         """At most ``n`` rows (all rows when ``n >= len(self)``, as the original's ``min(n_train, size)``).
 
-        - ``prefix``: the first ``n`` rows, what BRAC and the original BREMEN do with ``n_train`` (ORIGINAL.md
-          §8.1). On BRAC mixtures this is the random-action block first.
+        - ``prefix``: the first ``n`` rows, what BRAC and the original BREMEN do with ``n_train``. On BRAC mixtures this is the random-action block first.
         - ``uniform``: ``n`` distinct rows drawn uniformly with ``seed``, kept in source order.
         - ``episodes``: whole episodes drawn in random order with ``seed`` until at least ``n`` rows are taken
           (so up to one episode more than ``n``), kept in source order.
@@ -154,7 +153,7 @@ class Dataset:
         """(train, validation).
 
         - ``order``: the last ``round(val_fraction * N)`` rows are validation, the rest train, no shuffling: the
-          original's sequential 85/15 split (ORIGINAL.md §2.3, §8.1). The train part's last row becomes a
+          original's sequential 85/15 split. The train part's last row becomes a
           timeout when it cuts an episode.
         - ``episodes``: whole episodes, drawn in random order with ``seed``, go to validation until it holds at
           least ``val_fraction * N`` rows; both parts keep source order.

@@ -1,7 +1,7 @@
 """Export a Dataset for d3rlpy (2.x): ``d3rlpy.dataset.MDPDataset(**np.load(path))`` rebuilds its episodes.
 
 d3rlpy takes flat ``observations, actions, rewards, terminals, timeouts`` and no next observations
-(BASELINES.md §C.2): it cuts an episode after every flagged row, takes the next observation from the next
+: it cuts an episode after every flagged row, takes the next observation from the next
 row, gives the last row of a terminated episode a zero next observation, and does not use the last row of a
 timed-out episode as a transition. So every row that ends an episode without a terminal (a timeout, the data's
 last row, or a row whose ``next_observations`` is not the next row's observation) is followed by one extra row

@@ -1,10 +1,10 @@
 """Importers from the dataset formats in the wild into :class:`~bremen.data.dataset.Dataset`.
 
-- :func:`import_d4rl`: D4RL-layout HDF5 files (BASELINES.md §E.1), including v0 files without ``timeouts`` or
+- :func:`import_d4rl`: D4RL-layout HDF5 files, including v0 files without ``timeouts`` or
   ``next_observations``.
 - :func:`import_minari`: a local Minari dataset (§E.3): the HDF5 backend read with h5py only, the Arrow and
   Parquet backends with pyarrow.
-- :func:`import_brac`: BRAC's TF-checkpoint replay buffers (§A.2, ORIGINAL.md §8.1), read without TensorFlow
+- :func:`import_brac`: BRAC's TF-checkpoint replay buffers (§A.2), read without TensorFlow
   (falls back to TensorFlow only for checkpoint features the built-in reader does not handle).
 
 Each returns a validated Dataset whose metadata records ``source_format``, ``source`` and what the import
@@ -73,7 +73,7 @@ def infer_timeouts(terminals: np.ndarray, horizon: int) -> np.ndarray:
 
 
 def import_d4rl(path: str, task=None, horizon: int = 1000) -> Dataset:
-    """A D4RL-layout HDF5 file (BASELINES.md §E.1) as a Dataset.
+    """A D4RL-layout HDF5 file as a Dataset.
 
     - float arrays are cast to float32, flags to bool; ``[N, 1]`` rewards/terminals/timeouts are squeezed;
     - a row with both flags keeps the terminal (it still ends the episode), counted in ``both_flags_rows``;
@@ -219,7 +219,7 @@ def _arrow_column(column, rows: int) -> np.ndarray:
 
 
 def import_minari(path: str, task=None) -> Dataset:
-    """A local Minari dataset as a Dataset, without the ``minari`` package (BASELINES.md §E.3).
+    """A local Minari dataset as a Dataset, without the ``minari`` package.
 
     Episodes, in id order, are ``episode_<id>`` groups of ``main_data.hdf5`` (HDF5 backend) or ``<id>/``
     folders of record batches (Arrow and Parquet backends, need pyarrow), each with ``observations`` (N+1 rows: the
@@ -320,7 +320,7 @@ def _read_brac_tensors(prefix: str) -> dict:
 def episode_flags_by_continuity(s1: np.ndarray, s2: np.ndarray, discount: np.ndarray):
     """(terminals, timeouts) of BRAC transitions: ``discount == 0`` is a terminal; otherwise a step ends its
     episode when the next row does not continue it exactly (``s2[t] != s1[t + 1]``: a time limit or a
-    block boundary of a mixture, BASELINES.md §A.2), and the last row always does."""
+    block boundary of a mixture), and the last row always does."""
     terminals = discount == 0
     continues = np.zeros(len(s1), bool)
     continues[:-1] = np.all(s2[:-1] == s1[1:], axis=tuple(range(1, s1.ndim)))

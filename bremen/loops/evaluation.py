@@ -1,6 +1,6 @@
 """Real-environment evaluation shared by the training loops.
 
-The original's protocol (ORIGINAL.md §9.1): run the deterministic policy (the Gaussian's mean) for whole
+The original's protocol: run the deterministic policy (the Gaussian's mean) for whole
 episodes until at least ``min_steps`` real steps were taken (``num_path_onpol`` × 1000), so tasks that
 terminate early average over more episodes. Reset seeds are a fixed function of (run seed, evaluation
 index, episode index), so an evaluation is reproducible and independent of what ran before it.

@@ -1,4 +1,4 @@
-"""BREMEN offline (``offline.py`` / ``bremen offline``), ORIGINAL.md §2.3.
+"""BREMEN offline (``offline.py`` / ``bremen offline``).
 
 1. Load the dataset (first ``n_train`` transitions), split it 85/15 in order for the dynamics model.
 2. Fit the dynamics ensemble.

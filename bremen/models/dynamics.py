@@ -1,4 +1,4 @@
-"""Deterministic dynamics ensemble (ORIGINAL.md §4.1).
+"""Deterministic dynamics ensemble.
 
 K MLPs ``[ŝ, â] → hidden → hidden → obs_dim`` (ReLU, Glorot-uniform kernels, zero biases) with their
 params stacked on a leading member axis and trained together under ``jax.vmap``. Each member predicts the

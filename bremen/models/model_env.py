@@ -1,4 +1,4 @@
-"""The learned-model environment and imaginary rollouts (ORIGINAL.md §3).
+"""The learned-model environment and imaginary rollouts.
 
 :class:`ModelEnv` holds what the model cannot learn or should not: the task's reward and termination
 functions (known in closed form for built-in tasks, quirk 5), the action bounds and the member-choice rule.

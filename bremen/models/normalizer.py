@@ -1,6 +1,6 @@
 """Observation and dynamics normalizers as immutable pytrees.
 
-Two kinds, as in the original (ORIGINAL.md §8.4):
+Two kinds, as in the original:
 
 * :class:`RunningStats` — the policies' running observation statistics. Every array passed to
   :func:`update` is accumulated; ``mean = Σx/n``, ``var = max(Σx²/n − mean², 0.01)``,

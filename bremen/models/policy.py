@@ -1,4 +1,4 @@
-"""Gaussian MLP policy of the original (ORIGINAL.md §4.2), shared by the target (TRPO) and BC policies.
+"""Gaussian MLP policy of the original, shared by the target (TRPO) and BC policies.
 
 Network: normalized obs → 200 → 200 → 2·act_dim (ReLU), last layer linear, normc init (hidden scale 1,
 output scale 0.01), zero biases. The output splits into (m, l):
