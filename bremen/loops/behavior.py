@@ -46,6 +46,7 @@ from bremen.errors import UserError
 from bremen.io.checkpoint import arrays_to_pytree, load_checkpoint, pytree_to_arrays, save_checkpoint
 from bremen.io.csvlog import CSVLog
 from bremen.io.policy_io import NumpyPolicy, save_policy
+from bremen.loops.evaluation import derived_seed
 from bremen.tasks import make
 
 CHECKPOINT = "checkpoint.npz"
@@ -97,11 +98,6 @@ class BehaviorConfig:
 
 SMOKE_SAC = SACConfig(q_hidden=(32, 32), actor_hidden=(32, 32), batch_size=32, warmup_steps=100)
 """Tiny networks and warm-up for smoke tests (seconds, not a useful policy)."""
-
-
-def derived_seed(*ints: int) -> int:
-    """A 31-bit seed that is a fixed function of ``ints`` (NumPy SeedSequence hashing)."""
-    return int(np.random.SeedSequence([int(i) for i in ints]).generate_state(1)[0] >> 1)
 
 
 def eval_seeds(seed: int, eval_index: int, episodes: int) -> list[int]:
