@@ -11,11 +11,9 @@ a collection block boundary, a subsample boundary). A row never has both. Within
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import os
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
@@ -24,6 +22,7 @@ import numpy as np
 
 from bremen import __version__
 from bremen.errors import UserError
+from bremen.io.atomic import atomic_path
 
 KEYS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
 FLOAT_KEYS = ("observations", "actions", "rewards", "next_observations")
@@ -337,32 +336,6 @@ def save_dataset(ds: Dataset, path: str) -> None:
             for k, a in ds.arrays().items():
                 f.create_dataset(k, data=a)
             write_metadata(f, metadata)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str):
-    """Yield an unused temporary path beside ``path`` for the caller to create; on success fsync it and rename
-    it onto ``path`` (``os.replace``), on any error remove it, so ``path`` is never partly written."""
-    path = os.path.abspath(path)
-    folder = os.path.dirname(path)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        yield tmp
-        _fsync(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync(folder)
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def open_hdf5(path: str) -> h5py.File:

@@ -15,7 +15,8 @@ import os
 
 import numpy as np
 
-from bremen.data.dataset import Dataset, atomic_path
+from bremen.data.dataset import Dataset
+from bremen.io.atomic import atomic_path
 from bremen.errors import UserError
 
 

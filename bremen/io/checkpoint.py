@@ -9,31 +9,13 @@ restored into a template of the same structure, so no pickling is involved.
 from __future__ import annotations
 
 import json
-import os
-import uuid
-from pathlib import Path
 
 import jax
 import numpy as np
 
+from bremen.io.atomic import atomic_path
+
 META_KEY = "__meta_json__"
-
-
-def atomic_write(path, write) -> None:
-    """Call ``write(tmp_path)`` for a temporary path beside ``path``, fsync it, then rename it onto ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def save_checkpoint(path, arrays: dict, meta: dict) -> None:
@@ -41,11 +23,8 @@ def save_checkpoint(path, arrays: dict, meta: dict) -> None:
     payload = {k: np.asarray(v) for k, v in arrays.items()}
     payload[META_KEY] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
 
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez(f, **payload)
-
-    atomic_write(path, write)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **payload)
 
 
 def load_checkpoint(path) -> tuple[dict, dict]:
