@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bremen.flags import NOISES
+
 
 from bremen.errors import UserError
 
@@ -38,12 +40,12 @@ def add_parser(sub) -> None:
         "collect",
         help="collect a dataset with a behavior policy and a BRAC noise strategy",
         description="Run a behavior policy on TASK and write N transitions to an HDF5 dataset (D4RL keys). "
-        "Noise strategies (BRAC): pure = policy samples; eps1/eps3/gaussian1/gaussian3 = 20%% uniform random, "
-        "40%% policy samples, 40%% noisy samples (epsilon-greedy 0.1/0.3 or Gaussian sigma 0.1/0.3); "
+        "Noise strategies (BRAC): pure = policy samples; eps1/eps3/gaussian1/gaussian3 = 20% uniform random, "
+        "40% policy samples, 40% noisy samples (epsilon-greedy 0.1/0.3 or Gaussian sigma 0.1/0.3); "
         "random = uniform actions. The file appears only when complete.",
     )
     c.add_argument("--task", required=True, help="task name, e.g. hopper")
-    c.add_argument("--noise", required=True, choices=("pure", "eps1", "eps3", "gaussian1", "gaussian3", "random"))
+    c.add_argument("--noise", required=True, choices=NOISES)
     c.add_argument("--n", type=int, required=True, help="number of transitions")
     c.add_argument("--policy", help="policy folder (default: the shipped weights/<task>/)")
     c.add_argument("--seed", type=int, default=0, help="seed of the env resets and all sampling (default 0)")

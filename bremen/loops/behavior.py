@@ -46,7 +46,7 @@ from bremen.errors import UserError
 from bremen.io.checkpoint import arrays_to_pytree, load_checkpoint, pytree_to_arrays, save_checkpoint
 from bremen.io.csvlog import CSVLog
 from bremen.io.policy_io import NumpyPolicy, save_policy
-from bremen.loops.evaluation import derived_seed
+from bremen.loops.evaluation import derived_seed, run_episode
 from bremen.tasks import make
 
 CHECKPOINT = "checkpoint.npz"
@@ -110,17 +110,8 @@ def evaluate(policy, env, seeds, deterministic: bool = True, rng: Optional[np.ra
 
     Each episode runs until termination or the env's time limit. Same policy, env and seeds ⇒ same returns.
     """
-    returns, lengths = [], []
-    for s in seeds:
-        obs, _ = env.reset(seed=int(s))
-        total, n, done = 0.0, 0, False
-        while not done:
-            obs, r, term, trunc, _ = env.step(policy.act(obs, deterministic=deterministic, rng=rng))
-            total += float(r)
-            n += 1
-            done = term or trunc
-        returns.append(total)
-        lengths.append(n)
+    runs = [run_episode(policy, env, s, deterministic, rng)[:2] for s in seeds]
+    returns, lengths = zip(*runs) if runs else ((), ())
     return np.asarray(returns), np.asarray(lengths)
 
 
