@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from bremen.flags import NOISES
-
-
 from bremen.errors import UserError
+from bremen.flags import NOISES
 
 
 def add_parser(sub) -> None:
