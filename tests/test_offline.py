@@ -184,3 +184,17 @@ def test_fidelity_switches_run(hopper_data, tmp_path):
                  '"subsample": "episodes"', '"restore_best": true'):
         assert frag in params, frag
     assert np.isfinite(float(read_progress(tmp_path / "f")[0]["episode_mean"]))
+
+
+def test_tensorboard_skips_non_finite_scalars_quietly(tmp_path, capfd):
+    from bremen.loops.offline import _tensorboard
+
+    tb = _tensorboard(tmp_path / "tb", purge_step=None)
+    tb.add_scalar("trpo/surrogate_after", float("inf"), 0)
+    tb.add_scalar("trpo/surrogate_after", float("nan"), 1)
+    tb.add_scalar("trpo/surrogate_after", 0.5, 2)
+    tb.close()
+    out, err = capfd.readouterr()
+    assert "NaN or Inf" not in out + err
+    events = list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert len(events) == 1 and events[0].stat().st_size > 0

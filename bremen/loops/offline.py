@@ -413,10 +413,28 @@ def _one_step_mse(params, norm, obs, act, nxt, activation: str):
     return jnp.mean((pred - nxt[None]) ** 2)
 
 
-def _tensorboard(path: Path, purge_step: Optional[int]):
-    from tensorboardX import SummaryWriter
+class _Scalars:
+    """TensorBoard scalars; non-finite values (an overflowing surrogate, say) stay in the CSV logs only,
+    instead of a warning line per value on the console."""
 
-    return SummaryWriter(str(path), purge_step=purge_step)
+    def __init__(self, path: Path, purge_step: Optional[int]):
+        from tensorboardX import SummaryWriter
+
+        self.writer = SummaryWriter(str(path), purge_step=purge_step)
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        if np.isfinite(value):
+            self.writer.add_scalar(tag, value, step)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _tensorboard(path: Path, purge_step: Optional[int]) -> _Scalars:
+    return _Scalars(path, purge_step)
 
 
 def summary_table(summaries: list[dict]) -> str:
