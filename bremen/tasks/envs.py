@@ -7,6 +7,7 @@ gymnasium env's own reward, observation clipping and health checks are not used.
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Optional
 
 import gymnasium as gym
@@ -92,7 +93,10 @@ class DMCCheetahRunEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 100}
 
     def __init__(self, render_mode: Optional[str] = None, width: int = 480, height: int = 480):
-        from dm_control import suite  # optional dependency (extra "dmc")
+        with warnings.catch_warnings():
+            # Without a display dm_control probes GLFW first and warns; EGL/OSMesa are tried next anyway.
+            warnings.filterwarnings("ignore", message=".*DISPLAY environment variable is missing")
+            from dm_control import suite  # optional dependency (extra "dmc")
 
         self._random = np.random.RandomState(0)
         self._env = suite.load("cheetah", "run", task_kwargs={"random": self._random})
