@@ -1,6 +1,7 @@
 """Exported policies: round trips of both kinds, error messages, and reproducing a recorded return."""
 
 import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -119,3 +120,20 @@ def test_loading_and_evaluating_reproduces_the_recorded_return(tmp_path):
         returns, _ = evaluate(pol, make("hopper").make_env(), rec["env_seeds"])
         assert returns.mean() == rec["mean"]
         assert returns.min() == rec["min"] and returns.max() == rec["max"]
+
+
+SHIPPED = sorted(p.name for p in (Path(__file__).parents[1] / "weights").iterdir() if (p / "policy.json").is_file())
+
+
+@pytest.mark.parametrize("task", SHIPPED)
+def test_shipped_policy_reproduces_its_recorded_return(task):
+    """Every policy in weights/ scores its recorded return when run with its recorded env seeds."""
+    from bremen.loops.behavior import evaluate
+    from bremen.tasks import make
+
+    pol = load_policy(Path(__file__).parents[1] / "weights" / task)
+    rec = pol.metadata["return"]
+    assert pol.metadata["task"] == task and rec["deterministic"] and len(rec["env_seeds"]) == rec["episodes"] >= 5
+    returns, _ = evaluate(pol, make(task).make_env(), rec["env_seeds"])
+    assert returns.mean() == pytest.approx(rec["mean"], rel=1e-4, abs=1e-3)
+    assert returns.min() == pytest.approx(rec["min"], rel=1e-4, abs=1e-3)
