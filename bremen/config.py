@@ -173,6 +173,32 @@ def load_params(path: str | Path) -> ParamFile:
     return params
 
 
+def apply_overrides(params: ParamFile, overrides: list[str]) -> ParamFile:
+    """``--set section.key=value`` items applied to ``params``, with the same key and type checks as a file."""
+    if not overrides:
+        return params
+    data = params_to_dict(params)
+    ignored = data.pop("ignored")
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. --set dynamics.epochs=200")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        *path, last = key.strip().split(".")
+        node = data
+        for part in path:
+            if not isinstance(node.get(part), dict):
+                raise UserError(f"--set {item!r}: unknown section '{part}'; sections are {', '.join(SECTIONS)}")
+            node = node[part]
+        node[last] = value
+    out = _build(ParamFile, data, "", "--set", {}, "")
+    out.ignored = ignored
+    return out
+
+
 def params_to_dict(params: ParamFile) -> dict:
     """The resolved parameters as a JSON-serializable dict (ignored keys under "ignored")."""
     return dataclasses.asdict(params)

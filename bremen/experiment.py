@@ -4,6 +4,8 @@
 flags given on the command line, checks the combination, and returns an :class:`Experiment` holding the
 algorithms' Config dataclasses. Nothing here runs anything.
 
+Precedence: param file < preset < ``--set section.key=value`` < flags.
+
 Presets:
 
 * ``paper``: the published runs (the original README's commands): per-task trust region δ and imaginary
@@ -25,7 +27,7 @@ from typing import Any, Optional
 
 from bremen.algos.bc import BCConfig
 from bremen.algos.trpo import TRPOConfig
-from bremen.config import ParamFile, default_param_path, load_params, params_to_dict
+from bremen.config import ParamFile, apply_overrides, default_param_path, load_params, params_to_dict
 from bremen.errors import UserError
 from bremen.flags import NOISES
 from bremen.models.dynamics import DynamicsConfig
@@ -139,6 +141,7 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
             _set_param(params, key, value)
         else:
             flags[key] = value
+    params = apply_overrides(params, getattr(args, "overrides", None) or [])
     for key, value in vars(args).items():
         if key in flags and value is not None and key != "random_seeds":
             flags[key] = value

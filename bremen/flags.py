@@ -61,6 +61,9 @@ def add_original_flags(p: argparse.ArgumentParser, script: str) -> None:
     b.add_argument("--preset", choices=PRESETS, default=None,
                    help="paper: the published runs' sizes (GPU work); cpu: sized for a 2-core CPU; "
                         "smoke: seconds, for tests")
+    b.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+                   help="override one param-file value after the preset, e.g. --set dynamics.epochs=200 "
+                        "(VALUE is JSON: 200, 1e-3, true, [64,64]); repeatable")
     b.add_argument("--data_path", default=None, help="dataset file (default data/<env>/<noise>.h5)")
     b.add_argument("--log_dir", default=None, help="run directory (default from log_save_dir/env/exp_name/seed)")
     b.add_argument("--seed", type=int, default=None, help="one seed (same as --random_seeds S)")

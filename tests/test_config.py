@@ -92,3 +92,16 @@ def test_missing_and_invalid_files(tmp_path):
 def test_partial_file_takes_defaults(tmp_path):
     p = load_params(write(tmp_path, {"env_name": "hopper", "trpo": {"gae": 0.9}}))
     assert p.trpo.gae == 0.9 and p.trpo.iterations == 25 and p.dynamics.hidden_size == 1024
+
+
+def test_set_overrides_apply_after_the_preset():
+    from bremen.experiment import resolve
+    from bremen.offline_cli import build_parser
+
+    args = build_parser().parse_args(["--env", "hopper", "--preset", "cpu", "--set", "dynamics.epochs=200",
+                                         "--set", "policy.network_shape=[64, 64]", "--set", "behavior_policy.network_shape=[64,64]",
+                                         "--set", "num_path_onpol=5"])
+    (exp,) = resolve(args, "offline")
+    assert exp.dynamics.epochs == 200 and exp.dynamics.hidden == 200  # --set wins, the rest of the preset stays
+    assert exp.params.policy.network_shape == [64, 64] and exp.params.num_path_onpol == 5
+    assert exp.params.ignored == load_params(default_param_path("hopper")).ignored

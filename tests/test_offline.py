@@ -139,6 +139,10 @@ def test_existing_run_dir_is_not_overwritten(hopper_data, tmp_path):
     (["--env", "hopper", "--noise", "medium"], "--noise 'medium' is not one of"),
     (["--env", "hopper", "--use_s_t", "--use_s_0"], "exclusive"),
     (["--env", "hopper", "--param_path", "nope.json"], "param file nope.json does not exist"),
+    (["--env", "hopper", "--set", "dynamics.epoch=5"], "--set: unknown key 'dynamics.epoch'"),
+    (["--env", "hopper", "--set", "dynamics.hidden_size=big"], "--set: key 'dynamics.hidden_size' must be int"),
+    (["--env", "hopper", "--set", "dynamics"], "expected SECTION.KEY=VALUE"),
+    (["--env", "hopper", "--set", "model.epochs=5"], "unknown section 'model'"),
 ])
 def test_bad_flags_are_one_line_errors(args, fragment, tmp_path):
     one_line_error(offline(*args, "--preset", "smoke", "--log_dir", str(tmp_path / "r")), fragment)
