@@ -46,7 +46,7 @@ def main():
         entry["policy_env_steps"] = meta["return"].get("measured_at_env_step")
         for noise in args.noises:
             path = Path(args.data_dir) / task / f"{noise}.h5"
-            seconds = None
+            seconds = entry.get(noise, {}).get("collect_seconds")  # kept from the run that collected it
             if not path.is_file():
                 t0 = time.perf_counter()
                 run_collect(task, noise, args.n, path, seed=args.seed, progress=False)
@@ -57,12 +57,47 @@ def main():
                                  f"not {args.n} with seed {args.seed}; move it away and run again")
             ret = dataset_return(ds)
             entry[noise] = {"complete_episodes_mean": ret["mean"], "complete_episodes": ret["episodes"],
+                            "blocks": block_returns(ds),
                             "all_episodes_mean": float(np.mean(ds.episode_returns())),
                             "reward_per_step": float(ds.rewards.mean()), "n": len(ds),
                             "collect_seconds": seconds, "path": str(path)}
             print(task, noise, entry[noise], flush=True)
             out_path.parent.mkdir(parents=True, exist_ok=True)
             out_path.write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown(results))
+
+
+def block_returns(ds) -> dict:
+    """Mean return of the complete episodes inside each collection block (random / pure / noisy part)."""
+    ends = ds.episode_ends()
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    rets = ds.episode_returns()
+    complete = ds.terminals[ends] | (ends - starts + 1 == 1000)
+    out = {}
+    for b in ds.metadata["blocks"]:
+        inside = (starts >= b["start"]) & (ends < b["stop"]) & complete
+        out[b["name"]] = {"mean": float(rets[inside].mean()) if inside.any() else None,
+                          "episodes": int(inside.sum()), "rows": b["stop"] - b["start"]}
+    return out
+
+
+def markdown(results: dict) -> str:
+    """The docs/datasets.md table: policy return, then each dataset's complete-episode mean (episodes)."""
+    noises = list(NOISES)
+    lines = ["| task | behavior policy | " + " | ".join(noises) + " |", "| --- " * (len(noises) + 2) + "|"]
+    for task, entry in results.items():
+        cells = [f"{entry[n]['complete_episodes_mean']:.1f} ({entry[n]['complete_episodes']})" if n in entry else "—"
+                 for n in noises]
+        lines.append(f"| {task} | {entry['policy_return']:.1f} | " + " | ".join(cells) + " |")
+    lines += ["", "| task | noise | " + " | ".join(["block", "rows", "mean return (episodes)"] * 3) + " |",
+              "| --- " * 11 + "|"]
+    for task, entry in results.items():
+        for n in noises:
+            if n not in entry or len(entry[n]["blocks"]) < 2:
+                continue
+            cells = [f"{name} | {b['rows']} | {b['mean']:.1f} ({b['episodes']})" for name, b in entry[n]["blocks"].items()]
+            lines.append(f"| {task} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
