@@ -1,6 +1,7 @@
 """offline.py end to end with the smoke preset: outputs, bad input, and exact resume after a kill."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -74,6 +75,10 @@ def test_offline_smoke_writes_logs_policies_and_summary(hopper_data, tmp_path):
     assert pol.kind == "gaussian" and pol.obs_mean is not None
     act = pol.act(np.zeros(11, np.float32))
     assert act.shape == (3,) and np.all(np.abs(act) <= 1)
+    # the BC policy is exported too, with the BC return the summary reports
+    bc = load_policy(run / "policy_bc")
+    summary = json.loads((run / "summary.json").read_text())
+    assert bc.metadata["algorithm"] == "bc" and bc.metadata["return"]["episode_mean"] == summary["bc_return"]
 
 
 def test_resume_after_kill_matches_uninterrupted_run(hopper_data, tmp_path):

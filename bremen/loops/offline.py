@@ -161,7 +161,7 @@ class OfflineRun:
                                         callback=cb)
         bar.close()
         self.bc_loss = losses[-1]
-        ev = self.evaluate_policy(self.bc.params, self.bc.stats, -1)
+        ev = self.bc_eval = self.evaluate_policy(self.bc.params, self.bc.stats, -1)
         self.bc_return = ev["episode_mean"]
         self._say(f"behavior cloning: loss {self.bc_loss:.4f}, real return {self.bc_return:.1f} "
                   f"({ev['episodes']} episodes), {time.time() - t0:.0f}s")
@@ -315,9 +315,11 @@ class OfflineRun:
         if phase in ("new", "model"):
             if flags["restore_bc_variables"]:
                 self.restore_from("bc")
-                self.bc_return = self.evaluate_policy(self.bc.params, self.bc.stats, -1)["episode_mean"]
+                self.bc_eval = self.evaluate_policy(self.bc.params, self.bc.stats, -1)
+                self.bc_return = self.bc_eval["episode_mean"]
             else:
                 self.fit_bc()
+            self._export("policy_bc", self.bc_eval, -1, self.bc.params, self.bc.stats, algorithm="bc")
             self.init_policy()
             if flags["restore_policy_variables"]:
                 self.restore_from("policy")
@@ -398,12 +400,15 @@ class OfflineRun:
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
-    def _export(self, name: str, ev: dict, itr: int):
-        meta = {"task": self.exp.task, "algorithm": "bremen", "seed": self.exp.seed, "iteration": itr,
+    def _export(self, name: str, ev: dict, itr: int, params=None, stats=None, algorithm: str = "bremen"):
+        """``name/`` in the weights/ format: the TRPO policy, or ``params``/``stats`` (the BC policy)."""
+        params = self.trpo.policy if params is None else params
+        stats = self.trpo.stats if stats is None else stats
+        meta = {"task": self.exp.task, "algorithm": algorithm, "seed": self.exp.seed, "iteration": itr,
                 "return": {k: ev.get(k) for k in ("episode_mean", "episode_min", "episode_max", "episodes")},
                 "return_protocol": f"deterministic mean action, >= {self.exp.eval_steps} real steps",
                 "dataset": str(self.exp.data_path), "bremen_version": __version__}
-        save_policy(self.dir / name, gaussian_policy(self.trpo.policy, self.trpo.stats, self.exp), meta)
+        save_policy(self.dir / name, gaussian_policy(params, stats, self.exp), meta)
 
 
 @partial(jax.jit, static_argnames=("activation",))
