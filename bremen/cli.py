@@ -22,6 +22,7 @@ SUBCOMMAND_MODULES = [
     "bremen.behavior_cli",
     "bremen.offline_cli",
     "bremen.video_cli",
+    "bremen.evaluate_cli",
 ]
 
 
