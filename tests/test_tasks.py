@@ -95,3 +95,20 @@ def test_cli_tasks_lists_builtin_tasks():
     bad = subprocess.run([sys.executable, "-m", "bremen.cli", "tasks", "--task", "hoper"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "unknown task 'hoper'" in bad.stderr
+
+
+def test_known_mujoco_deprecation_is_dropped_and_other_warnings_pass(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import bremen.tasks as T\n"
+            "for name in ('half_cheetah', 'cheetah_run'):\n"
+            "    T.make(name).make_env().reset(seed=0)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "settotalmass" not in out.stdout + out.stderr
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
+    from bremen.tasks.envs import _forward_mujoco_warning
+
+    with pytest.warns(RuntimeWarning, match="MuJoCo: Nan, Inf or huge value"):
+        _forward_mujoco_warning("Nan, Inf or huge value in QACC at DOF 0")

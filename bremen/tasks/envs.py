@@ -14,6 +14,35 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+# MuJoCo warns on every compile of gymnasium's half_cheetah and dm_control's cheetah models that their
+# `settotalmass` attribute is deprecated (printed to stdout and appended to ./MUJOCO_LOG.TXT). It says
+# nothing about bremen's use of the model, so that one message is dropped; any other warning still shows.
+_KNOWN_MUJOCO_WARNING = "settotalmass"
+
+
+def _forward_mujoco_warning(message: str) -> None:
+    if _KNOWN_MUJOCO_WARNING not in message:
+        warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
+
+
+def quiet_known_mujoco_warnings() -> None:
+    """Drop MuJoCo's settotalmass deprecation (only when no one else has set a MuJoCo warning handler)."""
+    import logging
+
+    import mujoco
+
+    if mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(_forward_mujoco_warning)
+    absl = logging.getLogger("absl")  # dm_control routes MuJoCo's warnings through absl logging
+    if not any(getattr(f, "_bremen", False) for f in absl.filters):
+        class _Filter(logging.Filter):
+            _bremen = True
+
+            def filter(self, record):
+                return _KNOWN_MUJOCO_WARNING not in record.getMessage()
+
+        absl.addFilter(_Filter())
+
 
 class MujocoTaskEnv(gym.Env):
     """A gymnasium MuJoCo model driven with bremen's observation, reward and termination.
@@ -37,6 +66,7 @@ class MujocoTaskEnv(gym.Env):
         render_mode: Optional[str] = None,
         **gym_kwargs,
     ):
+        quiet_known_mujoco_warnings()
         self._env = gym.make(gym_id, render_mode=render_mode, **gym_kwargs).unwrapped
         self._obs_fn, self._reward_fn, self._termination_fn = obs_fn, reward_fn, termination_fn
         act_dim = self._env.action_space.shape[0]
@@ -93,6 +123,7 @@ class DMCCheetahRunEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 100}
 
     def __init__(self, render_mode: Optional[str] = None, width: int = 480, height: int = 480):
+        quiet_known_mujoco_warnings()
         with warnings.catch_warnings():
             # Without a display dm_control probes GLFW first and warns; EGL/OSMesa are tried next anyway.
             warnings.filterwarnings("ignore", message=".*DISPLAY environment variable is missing")
