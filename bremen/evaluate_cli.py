@@ -9,7 +9,6 @@ compared in one call face the same start states.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 
@@ -17,12 +16,6 @@ from bremen.errors import UserError
 from bremen.loops.evaluation import derived_seed, run_episode
 
 EVALUATE_STREAM = 4  # separates these env seeds from a run's own evaluation seeds
-
-
-def _policy_dir(path: Path) -> Path:
-    if path.is_dir() and not (path / "policy.json").is_file() and (path / "policy_final").is_dir():
-        return path / "policy_final"
-    return path
 
 
 def evaluate_policy(policy, task, episodes: int, seed: int = 0, deterministic: bool = True) -> dict:
@@ -44,14 +37,14 @@ def evaluate_policy(policy, task, episodes: int, seed: int = 0, deterministic: b
 
 
 def cmd_evaluate(args) -> int:
-    from bremen.io.policy_io import load_policy
+    from bremen.io.policy_io import load_policy, run_or_policy_dir
     from bremen.tasks import make
 
     if args.episodes <= 0:
         raise UserError(f"--episodes must be positive, got {args.episodes}")
     results = []
     for given in args.policies:
-        path = _policy_dir(Path(given))
+        path = run_or_policy_dir(given)
         policy = load_policy(path)
         task_name = args.task or policy.metadata.get("task")
         if not task_name:

@@ -43,10 +43,9 @@ def add_parser(sub) -> None:
 
 
 def resolve_policy_path(args) -> Path:
-    path = Path(args.policy or args.restore_path or Path("weights") / args.env)
-    if path.is_dir() and (path / "policy_final").is_dir():
-        path = path / "policy_final"
-    return path
+    from bremen.io.policy_io import run_or_policy_dir
+
+    return run_or_policy_dir(args.policy or args.restore_path or Path("weights") / args.env)
 
 
 def record_videos(task, policy, out_dir: Path, episodes: int, seed: int = 0, max_steps: int = 1000,

@@ -166,6 +166,14 @@ class NumpyPolicy:
         return out
 
 
+def run_or_policy_dir(path) -> Path:
+    """``path`` itself, or its ``policy_final/`` when ``path`` is a run directory (holds no policy of its own)."""
+    p = Path(path)
+    if p.is_dir() and not (p / "policy.json").is_file() and (p / "policy_final").is_dir():
+        return p / "policy_final"
+    return p
+
+
 def policy_files(path) -> tuple[Path, Path]:
     """(npz, json) paths of a policy given its directory, either file of a pair, or a pair's stem."""
     p = Path(path)
