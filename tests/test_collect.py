@@ -147,8 +147,12 @@ def test_user_errors(policy_dir, tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_interrupted_collection_leaves_no_file(tmp_path, sig):
     out = tmp_path / "big.h5"
+    # Python raises KeyboardInterrupt on SIGINT only if SIGINT was not ignored when it started, and a shell
+    # starts background jobs with SIGINT ignored; install the handler so the test means the same anywhere.
+    start = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "from bremen.cli import main; sys.exit(main())")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bremen.cli", "collect", "--task", "hopper", "--noise", "random", "--n", "2000000",
+        [sys.executable, "-c", start, "collect", "--task", "hopper", "--noise", "random", "--n", "2000000",
          "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     line = ""
