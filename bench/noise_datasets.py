@@ -55,9 +55,10 @@ def main():
             if len(ds) != args.n or ds.metadata.get("seed") != args.seed:
                 raise SystemExit(f"{path}: holds {len(ds)} transitions with seed {ds.metadata.get('seed')}, "
                                  f"not {args.n} with seed {args.seed}; move it away and run again")
-            ret = dataset_return(ds)
+            horizon = T.make(task).horizon
+            ret = dataset_return(ds, horizon)
             entry[noise] = {"complete_episodes_mean": ret["mean"], "complete_episodes": ret["episodes"],
-                            "blocks": block_returns(ds),
+                            "blocks": block_returns(ds, horizon),
                             "all_episodes_mean": float(np.mean(ds.episode_returns())),
                             "reward_per_step": float(ds.rewards.mean()), "n": len(ds),
                             "collect_seconds": seconds, "path": str(path)}
@@ -67,12 +68,12 @@ def main():
     print(markdown(results))
 
 
-def block_returns(ds) -> dict:
+def block_returns(ds, horizon: int) -> dict:
     """Mean return of the complete episodes inside each collection block (random / pure / noisy part)."""
     ends = ds.episode_ends()
     starts = np.concatenate([[0], ends[:-1] + 1])
     rets = ds.episode_returns()
-    complete = ds.terminals[ends] | (ends - starts + 1 == 1000)
+    complete = ds.terminals[ends] | (ends - starts + 1 == horizon)
     out = {}
     for b in ds.metadata["blocks"]:
         inside = (starts >= b["start"]) & (ends < b["stop"]) & complete
