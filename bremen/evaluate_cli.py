@@ -13,7 +13,7 @@ import json
 import numpy as np
 
 from bremen.errors import UserError
-from bremen.loops.evaluation import derived_seed, run_episode
+from bremen.loops.evaluation import derived_seed, evaluate
 
 EVALUATE_STREAM = 4  # separates these env seeds from a run's own evaluation seeds
 
@@ -23,13 +23,8 @@ def evaluate_policy(policy, task, episodes: int, seed: int = 0, deterministic: b
     env = task.make_env()
     rng = np.random.default_rng(seed)
     seeds = [derived_seed(seed, EVALUATE_STREAM, i) for i in range(episodes)]
-    returns, lengths = [], []
-    for s in seeds:
-        ret, n, _ = run_episode(policy, env, s, deterministic=deterministic, rng=rng)
-        returns.append(ret)
-        lengths.append(n)
+    r, lengths = evaluate(policy, env, seeds, deterministic, rng)
     env.close()
-    r = np.asarray(returns)
     return {"mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "max": float(r.max()),
             "stderr": float(r.std(ddof=1) / np.sqrt(len(r))) if len(r) > 1 else None,
             "episodes": episodes, "mean_length": float(np.mean(lengths)), "deterministic": deterministic,

@@ -46,7 +46,7 @@ from bremen.errors import UserError
 from bremen.io.checkpoint import arrays_to_pytree, load_checkpoint, pytree_to_arrays, save_checkpoint
 from bremen.io.csvlog import CSVLog
 from bremen.io.policy_io import NumpyPolicy, save_policy
-from bremen.loops.evaluation import derived_seed, run_episode
+from bremen.loops.evaluation import derived_seed, evaluate
 from bremen.tasks import make
 
 CHECKPOINT = "checkpoint.npz"
@@ -103,16 +103,6 @@ SMOKE_SAC = SACConfig(q_hidden=(32, 32), actor_hidden=(32, 32), batch_size=32, w
 def eval_seeds(seed: int, eval_index: int, episodes: int) -> list[int]:
     """Reset seeds of the episodes of evaluation number ``eval_index`` (0-based) of a run."""
     return [derived_seed(seed, _EVAL_EPISODE, eval_index, k) for k in range(episodes)]
-
-
-def evaluate(policy, env, seeds, deterministic: bool = True, rng: Optional[np.random.Generator] = None):
-    """Undiscounted returns and lengths of one episode per reset seed, acting with ``policy.act``.
-
-    Each episode runs until termination or the env's time limit. Same policy, env and seeds ⇒ same returns.
-    """
-    runs = [run_episode(policy, env, s, deterministic, rng)[:2] for s in seeds]
-    returns, lengths = zip(*runs) if runs else ((), ())
-    return np.asarray(returns), np.asarray(lengths)
 
 
 def actor_policy(sac: SAC, actor, metadata: Optional[dict] = None) -> NumpyPolicy:

@@ -35,6 +35,16 @@ def run_episode(policy, env, seed: int, deterministic: bool = True, rng=None, re
     return total, n, rows
 
 
+def evaluate(policy, env, seeds, deterministic: bool = True, rng: Optional[np.random.Generator] = None):
+    """Undiscounted returns and lengths of one episode per reset seed, acting with ``policy.act``.
+
+    Each episode runs until termination or the env's time limit. Same policy, env and seeds ⇒ same returns.
+    """
+    runs = [run_episode(policy, env, s, deterministic, rng)[:2] for s in seeds]
+    returns, lengths = zip(*runs) if runs else ((), ())
+    return np.asarray(returns), np.asarray(lengths)
+
+
 def evaluate_steps(policy, env, min_steps: int, seed: int, index: int, record: bool = False) -> dict:
     """Deterministic episodes until ≥ ``min_steps`` steps: mean/min/max/std return, episodes, steps.
 
