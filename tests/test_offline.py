@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import bremen.tasks as T
-from bremen.data import Dataset, save_dataset
-from bremen.loops.offline import TIMING_KEYS
+from bremen.data import Dataset, load_dataset, save_dataset
+from bremen.loops.offline import TIMING_KEYS, imaginary_starts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -193,6 +193,23 @@ def test_fidelity_switches_run(hopper_data, tmp_path):
                  '"subsample": "episodes"', '"restore_best": true'):
         assert frag in params, frag
     assert np.isfinite(float(read_progress(tmp_path / "f")[0]["episode_mean"]))
+
+
+def test_imaginary_start_states_follow_use_s_t_and_use_s_0(hopper_data):
+    data, task = load_dataset(str(hopper_data)), T.make("hopper")
+    flags = {"use_s_t": False, "use_s_0": False}
+    reset = imaginary_starts(flags, data, task, 50, seed=0)
+    assert reset.shape == (50, task.obs_dim)
+    # reset states sit near the standing pose: height 1.25 and every other coordinate within the reset noise
+    np.testing.assert_allclose(reset[:, 0], 1.25, atol=0.006)
+    assert np.abs(reset[:, 1:]).max() <= 0.0051
+    s_t = imaginary_starts({**flags, "use_s_t": True}, data, task, 50, seed=0)
+    np.testing.assert_array_equal(s_t, data.observations)
+    assert np.abs(s_t[:, 1:]).max() > 0.1, "dataset states reach far from the reset pose"
+    s_0 = imaginary_starts({**flags, "use_s_0": True}, data, task, 50, seed=0)
+    firsts = [ep.start for ep in data.episodes()]
+    assert len(s_0) == len(firsts) > 1
+    np.testing.assert_array_equal(s_0, data.observations[firsts])
 
 
 def test_tensorboard_skips_non_finite_scalars_quietly(tmp_path, capfd):

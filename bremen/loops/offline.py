@@ -76,6 +76,20 @@ def gaussian_policy(params, stats, exp: Experiment, metadata: Optional[dict] = N
                        const_sampling=exp.trpo.const_sampling, metadata=metadata)
 
 
+def imaginary_starts(flags: dict, data, task, pool_size: int, seed: int) -> np.ndarray:
+    """Start states of the imaginary rollouts (ORIGINAL.md §3.3).
+
+    ``--use_s_t``: every dataset observation (a rollout starts anywhere the behavior policy went, so later
+    parts of long episodes are trained on even with H < episode length); ``--use_s_0``: the first observation
+    of each dataset episode; default (the original): ``pool_size`` draws from the real env's reset distribution.
+    """
+    if flags["use_s_t"]:
+        return data.observations
+    if flags["use_s_0"]:
+        return data.observations[[ep.start for ep in data.episodes()]]
+    return start_states(task, pool_size, seed)
+
+
 class OfflineRun:
     """One seed of BREMEN offline. ``run()`` returns the summary dict (also written to summary.json)."""
 
@@ -179,12 +193,7 @@ class OfflineRun:
             policy = policy_init(jax.random.fold_in(self.key, K_POLICY), self.task.obs_dim, self.task.act_dim,
                                  tuple(exp.params.policy.network_shape), exp.bc.init_seed)
             stats = running_stats_init(self.task.obs_dim)
-        if exp.flags["use_s_t"]:
-            starts = self.data.observations
-        elif exp.flags["use_s_0"]:
-            starts = self.data.observations[[s.start for s in self.data.episodes()]]
-        else:
-            starts = start_states(self.task, exp.start_pool_size, exp.seed)
+        starts = imaginary_starts(exp.flags, self.data, self.task, exp.start_pool_size, exp.seed)
         self.trpo = trpo_lib.trpo_init(policy, stats, self.bc.params, self.bc.stats, self.ens.params, self.norm,
                                        starts, jax.random.fold_in(self.key, K_POLICY + 100), exp.trpo)
 
