@@ -25,12 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from bremen.algos import me_trpo
 from bremen.algos.bc import BCConfig
 from bremen.algos.trpo import TRPOConfig
 from bremen.config import ParamFile, apply_overrides, default_param_path, load_params, params_to_dict
 from bremen.errors import UserError
 from bremen.flags import NOISES
 from bremen.models.dynamics import DynamicsConfig
+from bremen.models.model_env import static_bound
+from bremen.tasks import make as make_task
 
 # The original README's per-task settings.
 PAPER_TASK_FLAGS = {
@@ -61,6 +64,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "bc_steps_per_call": 100,
     },
 }
+# Algorithms on the offline pipeline (ensemble -> BC -> TRPO on imaginary rollouts): the flag values each sets,
+# applied after the preset and before --set and explicit flags.
+ALGORITHMS: dict[str, dict[str, Any]] = {"bremen": {}, me_trpo.NAME: me_trpo.FLAGS}
+ALGORITHM_LABELS = {"bremen": "BREMEN", me_trpo.NAME: me_trpo.LABEL}
 # Flags with the original scripts' defaults, used when neither a preset nor the command line sets them.
 ORIGINAL_DEFAULTS = {"onpol_iters": 500, "interval": 80, "max_path_length": 1000, "trpo_batch_size": 50_000,
                      "random_seeds": [1234, 4321, 2341, 3341, 789], "n_train": 1_000_000, "alpha": 0.0,
@@ -141,6 +148,9 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
             _set_param(params, key, value)
         else:
             flags[key] = value
+    algorithm = getattr(args, "algorithm", None) or "bremen"
+    flags.update(ALGORITHMS[algorithm])
+    flags["algorithm"] = algorithm
     params = apply_overrides(params, getattr(args, "overrides", None) or [])
     for key, value in vars(args).items():
         if key in flags and value is not None and key != "random_seeds":
@@ -150,19 +160,21 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
     for k in ("exp_name", "sub_exp_name", "noise", "algo", "restart_iter", "video_dir", "restore_path", "interval"):
         if getattr(args, k, None) is not None or k not in flags:
             flags[k] = getattr(args, k, None)
-    flags["exp_name"] = flags.get("exp_name") or "bremen"
+    flags["exp_name"] = flags.get("exp_name") or algorithm
     _check(flags, params, args.env)
+    task = make_task(args.env)  # a built-in task or a gymnasium id (then the ensemble learns the reward)
 
     dyn = DynamicsConfig(
         ensemble_size=flags["ensemble_model_count"], n_layers=params.dynamics.n_layers,
         hidden=params.dynamics.hidden_size, activation=params.dynamics.activation,
         batch_size=params.dynamics.batch_size, lr=params.dynamics.learning_rate, epochs=params.dynamics.epochs,
-        restore_best=flags["restore_best_model"],
+        restore_best=flags["restore_best_model"], learn_reward=not task.known_reward,
     )
     bp = params.behavior_policy
     bc = BCConfig(steps=bp.total_train_steps, batch_size=bp.batch_size, lr=bp.learning_rate,
                   hidden=tuple(bp.network_shape), activation=bp.activation,
-                  steps_per_call=min(flags["bc_steps_per_call"], bp.total_train_steps))
+                  steps_per_call=min(flags["bc_steps_per_call"], bp.total_train_steps),
+                  act_low=static_bound(task.act_low), act_high=static_bound(task.act_high))
     trpo = TRPOConfig(
         gamma=params.trpo.gamma, gae_lambda=params.trpo.gae, target_kl=flags["target_kl"],
         iterations=params.trpo.iterations, batch_size=flags["trpo_batch_size"], horizon=flags["max_path_length"],
@@ -202,6 +214,8 @@ def _check(flags: dict, params: ParamFile, task: str) -> None:
         raise UserError(f"--gaussian must be positive, got {flags['gaussian']}")
     if flags["alpha"] < 0:
         raise UserError(f"--alpha must be >= 0, got {flags['alpha']}")
+    if flags["algorithm"] == me_trpo.NAME and flags["bc_init"]:
+        raise UserError("--algorithm me_trpo starts from a fresh policy; drop --bc_init (or use --algorithm bremen)")
     if flags["use_s_t"] and flags["use_s_0"]:
         raise UserError("--use_s_t and --use_s_0 are exclusive: choose one source of imaginary start states")
     if flags["bc_init"] and list(params.policy.network_shape) != list(params.behavior_policy.network_shape):

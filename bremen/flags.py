@@ -58,6 +58,10 @@ def add_original_flags(p: argparse.ArgumentParser, script: str) -> None:
     _bool(g, "eval_model", "log model-accuracy diagnostics at every evaluation")
 
     b = p.add_argument_group("bremen flags")
+    if script == "offline":
+        b.add_argument("--algorithm", choices=("bremen", "me_trpo"), default=None,
+                       help="bremen (default): TRPO from the behavior-cloned policy; me_trpo: the same pipeline "
+                            "from a fresh policy sampling its own actions, no behavior regularization")
     b.add_argument("--preset", choices=PRESETS, default=None,
                    help="paper: the published runs' sizes (GPU work); cpu: sized for a 2-core CPU; "
                         "smoke: seconds, for tests")

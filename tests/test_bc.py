@@ -53,3 +53,17 @@ def test_bc_reinit_is_identical_and_adam_state_continues():
         np.testing.assert_array_equal(a, b)  # normc seed 1234: same start at every fit
     s2, _ = fit_bc(jax.random.PRNGKey(1), obs, act, cfg, opt_state=s1.opt_state)
     assert int(s2.opt_state[0].count) == 40
+
+
+def test_bc_clones_actions_of_a_task_with_wider_bounds():
+    # a gymnasium task such as Pendulum-v1 acts in [-2, 2]: the policy's tanh mean spans the task's bounds
+    obs, act = _data()
+    act = 2.0 * act
+    cfg = BCConfig(steps=3000, batch_size=256, lr=1e-3, hidden=(64, 64), steps_per_call=3000, act_low=-2.0,
+                   act_high=2.0)
+    state, _ = fit_bc(jax.random.PRNGKey(0), obs, act, cfg)
+    test_obs, test_act = _data(1000, seed=1)
+    mu, _ = dist(state.params, state.stats, jnp.asarray(test_obs), act_low=-2.0, act_high=2.0)
+    mse = float(jnp.mean((mu - 2.0 * test_act) ** 2))
+    assert mse < 4e-3, mse
+    assert float(jnp.max(jnp.abs(mu))) > 1.2  # beyond what a [-1, 1] policy could reach

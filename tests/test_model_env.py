@@ -152,3 +152,17 @@ def test_padded_rows_match_original_assembly():
         expected, n_rows = _reference_padded(lengths_by_row, n_steps, batch)
         np.testing.assert_array_equal(got[: len(expected)], expected)
         np.testing.assert_array_equal(weight, np.arange(batch) < n_rows)
+
+
+def test_per_dimension_action_bounds_are_static_and_clip_each_dimension():
+    from bremen.models.model_env import static_bound
+
+    assert static_bound(np.array([-2.0, -2.0], np.float32)) == -2.0
+    assert static_bound(np.array([-1.0, -0.5])) == (-1.0, -0.5)
+    env = ModelEnv(lambda s, a, s2: a[..., 1], None, act_low=(-1.0, -0.5), act_high=(1.0, 0.5))
+    hash(env)  # a jit static argument
+    cfg = DynamicsConfig(ensemble_size=1, hidden=4)
+    ens = jax.tree.map(jnp.zeros_like, ensemble_init(jax.random.PRNGKey(0), OBS, 2, cfg).params)
+    _, rew, _ = env.step(ens, N.identity_normalization(OBS, 2), jnp.zeros((2, OBS)),
+                         jnp.array([[3.0, 3.0], [-3.0, -3.0]]), jax.random.PRNGKey(0))
+    np.testing.assert_allclose(np.asarray(rew), [0.5, -0.5])

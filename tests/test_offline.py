@@ -224,3 +224,113 @@ def test_tensorboard_skips_non_finite_scalars_quietly(tmp_path, capfd):
     assert "NaN or Inf" not in out + err
     events = list((tmp_path / "tb").glob("events.out.tfevents.*"))
     assert len(events) == 1 and events[0].stat().st_size > 0
+
+
+def _resolve(*argv):
+    from bremen.experiment import resolve
+    from bremen.offline_cli import build_parser
+
+    return resolve(build_parser().parse_args(list(argv)), "offline")[0]
+
+
+def test_me_trpo_settings_and_flag_precedence():
+    bremen_f = _resolve("--env", "hopper", "--preset", "cpu").flags
+    f = _resolve("--env", "hopper", "--preset", "cpu", "--algorithm", "me_trpo").flags
+    assert (bremen_f["algorithm"], f["algorithm"]) == ("bremen", "me_trpo")
+    assert bremen_f["bc_init"] and bremen_f["const_sampling"] and bremen_f["gaussian"] == 0.1
+    assert not f["bc_init"] and not f["const_sampling"] and f["gaussian"] == 1.0 and f["alpha"] == 0.0
+    assert f["target_kl"] == bremen_f["target_kl"] and f["max_path_length"] == bremen_f["max_path_length"]
+    assert f["exp_name"] == "me_trpo" and bremen_f["exp_name"] == "bremen"
+    assert _resolve("--env", "hopper", "--algorithm", "me_trpo", "--gaussian", "0.5").flags["gaussian"] == 0.5
+
+
+def test_me_trpo_with_bc_init_is_a_one_line_error(tmp_path):
+    one_line_error(offline("--env", "hopper", "--preset", "smoke", "--algorithm", "me_trpo", "--bc_init",
+                           "--log_dir", str(tmp_path / "r")), "--algorithm me_trpo starts from a fresh policy")
+    assert not (tmp_path / "r").exists()
+
+
+def test_me_trpo_runs_from_a_fresh_policy_with_the_dataset_normalizer(hopper_data, tmp_path):
+    out = offline(*smoke_args(hopper_data, tmp_path / "m", "--algorithm", "me_trpo", "--onpol_iters", "1"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ME-TRPO final" in out.stdout and "BREMEN" not in out.stdout
+    summary = json.loads((tmp_path / "m" / "summary.json").read_text())
+    assert summary["algorithm"] == "me_trpo" and np.isfinite(summary["bremen_final_return"])
+    meta = json.loads((tmp_path / "m" / "policy_final" / "policy.json").read_text())
+    assert meta["algorithm"] == "me_trpo"
+    assert json.loads((tmp_path / "m" / "policy_bc" / "policy.json").read_text())["algorithm"] == "bc"
+
+
+def test_me_trpo_policy_is_fresh_and_normalized_like_bc_while_no_bc_init_keeps_quirk_9(hopper_data, tmp_path):
+    from bremen.loops.offline import OfflineRun
+
+    runs = {}
+    for name, extra in (("me_trpo", ["--algorithm", "me_trpo"]), ("no_bc_init", ["--no_bc_init"])):
+        run = OfflineRun(_resolve(*smoke_args(hopper_data, tmp_path / name, *extra)), progress=False)
+        run.dir.mkdir(parents=True)
+        run.load_data()
+        run.fit_model()
+        run.fit_bc()
+        run.init_policy()
+        runs[name] = run
+    m, q = runs["me_trpo"], runs["no_bc_init"]
+    assert not np.allclose(jax_leaves(m.trpo.policy)[-2], jax_leaves(m.bc.params)[-2]), "not the BC weights"
+    for a, b in zip(jax_leaves(m.trpo.policy), jax_leaves(q.trpo.policy)):
+        np.testing.assert_array_equal(a, b)  # the same fresh initialization in both
+    for a, b in zip(m.trpo.stats, m.bc.stats):
+        np.testing.assert_array_equal(a, b)
+    assert float(np.abs(np.asarray(m.trpo.stats.mean)).max()) > 0.1
+    np.testing.assert_array_equal(np.asarray(q.trpo.stats.mean), 0.0)  # quirk 9: mean 0 / std 1
+    np.testing.assert_array_equal(np.asarray(mean_std_of(q.trpo.stats)), 1.0)
+
+
+def jax_leaves(tree):
+    import jax
+
+    return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def mean_std_of(stats):
+    from bremen.models.normalizer import mean_std
+
+    return mean_std(stats)[1]
+
+
+@pytest.fixture(scope="module")
+def pendulum_data(tmp_path_factory):
+    """5,000 random-action transitions of gymnasium's Pendulum-v1, a task bremen knows no reward for."""
+    from bremen.data.collect import run_collect
+
+    path = tmp_path_factory.mktemp("pendulum") / "random.h5"
+    run_collect("Pendulum-v1", "random", 5000, path, seed=0, progress=False)
+    return path
+
+
+def test_gymnasium_task_trains_a_reward_head_that_predicts_the_reward(pendulum_data, tmp_path):
+    import jax.numpy as jnp
+
+    from bremen.loops.offline import OfflineRun
+    from bremen.models import dynamics as D
+
+    exp = _resolve("--env", "Pendulum-v1", "--preset", "smoke", "--seed", "0", "--data_path", str(pendulum_data),
+                   "--log_dir", str(tmp_path / "fit"), "--set", "dynamics.epochs=100")
+    assert exp.dynamics.learn_reward and not _resolve("--env", "hopper").dynamics.learn_reward
+    run = OfflineRun(exp, progress=False)
+    run.dir.mkdir(parents=True)
+    run.load_data()
+    run.fit_model()
+    va = run.val
+    _, r = D.predict_reward(run.ens.params, run.norm, jnp.asarray(va.observations), jnp.asarray(va.actions), 0,
+                            exp.dynamics.activation)
+    r2 = 1 - np.mean((np.asarray(r) - va.rewards) ** 2) / np.var(va.rewards)
+    assert r2 > 0.9, f"held-out R^2 of the learned reward {r2:.3f}"  # measured 0.99
+
+
+def test_offline_runs_on_a_gymnasium_task_with_the_learned_reward(pendulum_data, tmp_path):
+    out = offline("--env", "Pendulum-v1", "--preset", "smoke", "--seed", "0", "--data_path", str(pendulum_data),
+                  "--log_dir", str(tmp_path / "run"), "--onpol_iters", "1")
+    assert out.returncode == 0, out.stderr[-3000:]
+    params = json.loads((tmp_path / "run" / "params.json").read_text())
+    assert params["dynamics"]["learn_reward"] is True
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert np.isfinite(summary["bremen_final_return"]) and summary["task"] == "Pendulum-v1"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -45,6 +45,10 @@ class BCConfig:
     """Fixed NumPy seed of the normc init (1234: identical weights at every fit, quirk 8); None: from the key."""
     steps_per_call: int = 10_000
     """Adam steps per compiled call; the progress callback runs after each (the original logged every 10,000)."""
+    act_low: Union[float, tuple] = -1.0
+    """Lower action bound of the policy's tanh mean (one float, or one per dimension); the task's."""
+    act_high: Union[float, tuple] = 1.0
+    """Upper action bound."""
 
 
 class BCState(NamedTuple):
@@ -56,15 +60,16 @@ class BCState(NamedTuple):
     step: jnp.ndarray
 
 
-def bc_loss(params, stats, obs, act, key, activation: str = "relu"):
+def bc_loss(params, stats, obs, act, key, activation: str = "relu", act_low=-1.0, act_high=1.0):
     """Sampled-action MSE, averaged over batch and action dimensions."""
-    mu, log_std = dist(params, stats, obs, activation)
+    mu, log_std = dist(params, stats, obs, activation, act_low, act_high)
     pred = mu + jnp.exp(log_std) * jax.random.normal(key, mu.shape, mu.dtype)
     return jnp.mean((act - pred) ** 2)
 
 
-@partial(jax.jit, static_argnames=("n_steps", "batch_size", "activation"))
-def bc_update(state: BCState, obs, act, key, lr, n_steps: int, batch_size: int, activation: str = "relu"):
+@partial(jax.jit, static_argnames=("n_steps", "batch_size", "activation", "act_low", "act_high"))
+def bc_update(state: BCState, obs, act, key, lr, n_steps: int, batch_size: int, activation: str = "relu",
+              act_low=-1.0, act_high=1.0):
     """``n_steps`` Adam steps in one ``lax.scan``; minibatches sampled on device from ``obs``/``act``.
 
     Returns ``(state, losses [n_steps])``.
@@ -75,7 +80,8 @@ def bc_update(state: BCState, obs, act, key, lr, n_steps: int, batch_size: int, 
         params, opt_state = carry
         k_idx, k_noise = jax.random.split(k)
         idx = jax.random.randint(k_idx, (batch_size,), 0, obs.shape[0])
-        loss, grads = jax.value_and_grad(bc_loss)(params, state.stats, obs[idx], act[idx], k_noise, activation)
+        loss, grads = jax.value_and_grad(bc_loss)(params, state.stats, obs[idx], act[idx], k_noise, activation,
+                                                  act_low, act_high)
         updates, opt_state = opt.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
@@ -127,7 +133,8 @@ def fit_bc(
     losses, done = [], 0
     for k in jax.random.split(k_train, -(-config.steps // config.steps_per_call)):
         n = min(config.steps_per_call, config.steps - done)
-        state, chunk = bc_update(state, obs, act, k, config.lr, n, config.batch_size, config.activation)
+        state, chunk = bc_update(state, obs, act, k, config.lr, n, config.batch_size, config.activation,
+                                 config.act_low, config.act_high)
         done += n
         losses.append(float(jnp.mean(chunk)))
         if callback is not None:

@@ -30,11 +30,12 @@ from tqdm import tqdm
 
 from bremen import __version__
 from bremen.algos import bc as bc_lib
+from bremen.algos import me_trpo
 from bremen.algos import trpo as trpo_lib
 from bremen.algos.baselines import baseline_fit
 from bremen.data import load_dataset
 from bremen.errors import UserError
-from bremen.experiment import Experiment
+from bremen.experiment import ALGORITHM_LABELS, Experiment
 from bremen.io.checkpoint import arrays_to_pytree, load_checkpoint, pytree_to_arrays, save_checkpoint
 from bremen.io.csvlog import CSVLog
 from bremen.io.policy_io import NumpyPolicy, save_policy
@@ -71,7 +72,8 @@ def gaussian_policy(params, stats, exp: Experiment, metadata: Optional[dict] = N
     """The TRPO/BC policy as a NumPy ``gaussian`` policy (weights + running-stats normalizer)."""
     mean, std = mean_std(stats)
     layers = [{"w": np.asarray(l["w"]), "b": np.asarray(l["b"])} for l in params]
-    return NumpyPolicy("gaussian", layers, -1.0, 1.0, exp.trpo.policy_activation, obs_mean=np.asarray(mean),
+    return NumpyPolicy("gaussian", layers, exp.bc.act_low, exp.bc.act_high, exp.trpo.policy_activation,
+                       obs_mean=np.asarray(mean),
                        obs_std=np.asarray(std), sampling_std=exp.trpo.sampling_std,
                        const_sampling=exp.trpo.const_sampling, metadata=metadata)
 
@@ -97,9 +99,9 @@ class OfflineRun:
                  stop_after: Optional[int] = None):
         self.exp, self.progress, self.stop_after = exp, progress, stop_after
         self.task = make_task(exp.task)
-        if not self.task.known_reward:
-            raise UserError(f"task {exp.task!r} has no known reward function; BREMEN offline needs one of "
-                            f"the built-in tasks ({', '.join(['ant', 'half_cheetah', 'hopper', 'walker2d', 'cheetah_run'])})")
+        if not self.task.known_reward and not exp.dynamics.learn_reward:
+            raise UserError(f"task {exp.task!r} has no known reward function and the dynamics model has no "
+                            f"reward head; built-in tasks: ant, half_cheetah, hopper, walker2d, cheetah_run")
         self.dir = exp.run_dir
         ckpt = self.dir / CHECKPOINT
         if resume and not ckpt.exists():
@@ -133,9 +135,17 @@ class OfflineRun:
             tqdm.write(msg, file=sys.stderr)
 
     # ------------------------------------------------------------------ phases
+    def _model_data(self, d):
+        """``(obs, act, next_obs[, rew])``: the rewards too when the ensemble learns them."""
+        cols = (d.observations, d.actions, d.next_observations)
+        return cols + (d.rewards,) if self.exp.dynamics.learn_reward else cols
+
     def fit_model(self):
         exp, tr, va = self.exp, self.train, self.val
-        self.norm = fit_normalization(tr.observations, tr.actions, tr.next_observations)
+        self.norm = fit_normalization(*self._model_data(tr))
+        if self.task.termination_fn is None and np.any(self.data.terminals):
+            self._say(f"{exp.task}: the dataset has terminal states but the task defines no termination "
+                      f"function, so imaginary rollouts run to the horizon H without terminating")
         self.ens = dyn_lib.ensemble_init(jax.random.fold_in(self.key, K_MODEL), self.task.obs_dim,
                                          self.task.act_dim, exp.dynamics)
         log = CSVLog(self.dir / "dynamics.csv", ["epoch"] + [f"train_mse_{k}" for k in range(exp.dynamics.ensemble_size)]
@@ -151,9 +161,8 @@ class OfflineRun:
             bar.update(epoch + 1 - bar.n)
 
         t0 = time.time()
-        val = (va.observations, va.actions, va.next_observations) if len(va) else None
-        self.ens, report = dyn_lib.fit(self.ens, self.norm, (tr.observations, tr.actions, tr.next_observations),
-                                       val, jax.random.fold_in(self.key, K_MODEL + 100), exp.dynamics, cb)
+        val = self._model_data(va) if len(va) else None
+        self.ens, report = dyn_lib.fit(self.ens, self.norm, self._model_data(tr), val, jax.random.fold_in(self.key, K_MODEL + 100), exp.dynamics, cb)
         bar.close()
         last_val = report.val_checks[-1][1] if report.val_checks else np.full(exp.dynamics.ensemble_size, np.nan)
         self.model_val_loss = float(np.mean(last_val))
@@ -189,10 +198,11 @@ class OfflineRun:
         exp = self.exp
         if exp.flags["bc_init"]:
             policy, stats = self.bc.params, self.bc.stats
-        else:  # ME-TRPO style: a fresh policy whose statistics stay at mean 0 / std 1 (quirk 9)
+        else:  # a fresh policy: ME-TRPO normalizes with the dataset's statistics (BC's), --no_bc_init with
+            # the original's mean 0 / std 1 (quirk 9)
             policy = policy_init(jax.random.fold_in(self.key, K_POLICY), self.task.obs_dim, self.task.act_dim,
                                  tuple(exp.params.policy.network_shape), exp.bc.init_seed)
-            stats = running_stats_init(self.task.obs_dim)
+            stats = self.bc.stats if exp.flags["algorithm"] == me_trpo.NAME else running_stats_init(self.task.obs_dim)
         starts = imaginary_starts(exp.flags, self.data, self.task, exp.start_pool_size, exp.seed)
         self.trpo = trpo_lib.trpo_init(policy, stats, self.bc.params, self.bc.stats, self.ens.params, self.norm,
                                        starts, jax.random.fold_in(self.key, K_POLICY + 100), exp.trpo)
@@ -343,8 +353,8 @@ class OfflineRun:
                   f"BC return {self.bc_return:.1f}")
         it_cfg = exp.trpo
         n_iters = exp.flags["onpol_iters"]
-        bar = tqdm(range(start, n_iters), desc="BREMEN", unit="itr", disable=not self.progress,
-                   initial=start, total=n_iters)
+        bar = tqdm(range(start, n_iters), desc=ALGORITHM_LABELS[flags["algorithm"]], unit="itr",
+                   disable=not self.progress, initial=start, total=n_iters)
         t_run = time.time()
         for itr in bar:
             t0 = time.time()
@@ -399,7 +409,8 @@ class OfflineRun:
             for line in record_videos(self.task, policy, Path(flags["video_dir"]), 1, exp.seed, prefix=f"_seed{exp.seed}"):
                 self._say(line)
         summary = {
-            "task": exp.task, "seed": exp.seed, "preset": exp.preset, "run_dir": str(self.dir),
+            "task": exp.task, "algorithm": exp.flags["algorithm"], "seed": exp.seed, "preset": exp.preset,
+            "run_dir": str(self.dir),
             "dataset": str(exp.data_path), "n_train": len(self.data),
             "behavior_return": self.behavior["mean"], "bc_return": self.bc_return,
             "bremen_final_return": final_ev.get("episode_mean"), "bremen_best_return": self.best_return,
@@ -409,8 +420,9 @@ class OfflineRun:
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
-    def _export(self, name: str, ev: dict, itr: int, params=None, stats=None, algorithm: str = "bremen"):
+    def _export(self, name: str, ev: dict, itr: int, params=None, stats=None, algorithm: Optional[str] = None):
         """``name/`` in the weights/ format: the TRPO policy, or ``params``/``stats`` (the BC policy)."""
+        algorithm = algorithm or self.exp.flags["algorithm"]
         params = self.trpo.policy if params is None else params
         stats = self.trpo.stats if stats is None else stats
         meta = {"task": self.exp.task, "algorithm": algorithm, "seed": self.exp.seed, "iteration": itr,
@@ -452,8 +464,9 @@ def _tensorboard(path: Path, purge_step: Optional[int]) -> _Scalars:
 
 
 def summary_table(summaries: list[dict]) -> str:
-    """Behavior data vs BC vs BREMEN, one line per seed plus the mean."""
-    lines = [f"{'task':<14}{'seed':>6}{'behavior data':>15}{'BC':>10}{'BREMEN final':>14}{'BREMEN best':>13}"]
+    """Behavior data vs BC vs BREMEN (or ME-TRPO), one line per seed plus the mean."""
+    label = ALGORITHM_LABELS[summaries[0].get("algorithm", "bremen")] if summaries else "BREMEN"
+    lines = [f"{'task':<14}{'seed':>6}{'behavior data':>15}{'BC':>10}{label + ' final':>14}{label + ' best':>13}"]
     for s in summaries:
         lines.append(f"{s['task']:<14}{s['seed']:>6}{s['behavior_return']:>15.1f}{s['bc_return']:>10.1f}"
                      f"{s['bremen_final_return']:>14.1f}{s['bremen_best_return']:>13.1f}")

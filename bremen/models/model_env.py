@@ -30,15 +30,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from bremen.models.dynamics import apply_all, denormalize
 from bremen.models.nets import mlp_apply
 from bremen.models.normalizer import normalize_inputs
 from bremen.models.policy import sample
+
+
+def static_bound(bound) -> Union[float, tuple]:
+    """An action bound as a hashable static value: one float when every dimension shares it, else a tuple."""
+    b = np.asarray(bound, np.float64).reshape(-1)
+    return float(b[0]) if np.all(b == b[0]) else tuple(float(x) for x in b)
 
 
 @dataclass(frozen=True)
@@ -53,9 +60,9 @@ class ModelEnv:
     """r(s, a_clipped, s'); None: the ensemble's reward head."""
     termination_fn: Optional[Callable] = None
     """done(s'); None: never terminates."""
-    act_low: float = -1.0
-    """Lower action bound (actions are clipped before the model and the reward)."""
-    act_high: float = 1.0
+    act_low: Union[float, tuple] = -1.0
+    """Lower action bound, one float or one per dimension (actions are clipped before the model and reward)."""
+    act_high: Union[float, tuple] = 1.0
     """Upper action bound."""
     obs_clip: float = 1e5
     """Predicted states are clipped to ±obs_clip (the original's ±1e5)."""
@@ -67,7 +74,8 @@ class ModelEnv:
     @classmethod
     def from_task(cls, task, **kwargs) -> "ModelEnv":
         """The model env of a :class:`bremen.tasks.base.Task` (its reward, termination and action bounds)."""
-        return cls(task.reward_fn, task.termination_fn, task.act_low, task.act_high, **kwargs)
+        return cls(task.reward_fn, task.termination_fn, static_bound(task.act_low), static_bound(task.act_high),
+                   **kwargs)
 
     def reset(self, key, start_obs, n: int):
         """``n`` start states drawn uniformly (with replacement) from the pool ``start_obs [M, d]``."""
@@ -75,7 +83,7 @@ class ModelEnv:
 
     def step(self, ens_params, norm, obs, act, key):
         """One imaginary step for a batch ``obs [n, d]``: returns ``(next_obs, reward, terminated)``."""
-        act = jnp.clip(act, self.act_low, self.act_high)
+        act = jnp.clip(act, jnp.asarray(self.act_low, jnp.float32), jnp.asarray(self.act_high, jnp.float32))
         x = normalize_inputs(norm, obs, act)
         n_members = jax.tree.leaves(ens_params)[0].shape[0]
         if self.member_mode == "batch":

@@ -55,6 +55,7 @@ def dist(params, stats: RunningStats, obs, activation: str = "relu", act_low: fl
     """``(μ, log σ)`` of 𝒩(μ(s), σ(s)²) for observations ``obs [..., obs_dim]`` (unnormalized)."""
     out = mlp_apply(params, normalize(stats, obs), activation)
     m, l = jnp.split(out, 2, axis=-1)
+    act_low, act_high = jnp.asarray(act_low, jnp.float32), jnp.asarray(act_high, jnp.float32)
     a_mid, a_half = (act_high + act_low) / 2.0, (act_high - act_low) / 2.0
     mu = a_mid + a_half * jnp.tanh(m)
     log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(l) + 1.0)
