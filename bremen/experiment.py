@@ -14,6 +14,7 @@ Presets:
 * ``cpu``: the same algorithm sized to finish on a 2-core CPU in minutes (hidden-200 ensemble trained for at
   most 60 epochs, 30k BC steps, 20k-step TRPO batches with H = 250 and Fisher-vector products on every 5th
   row, 100k transitions, 20 outer iterations).
+  On hopper, ``cpu`` also starts imaginary rollouts from dataset states (``--use_s_t``; see PRESET_TASK_FLAGS).
 * ``smoke``: seconds; only for tests.
 """
 
@@ -68,6 +69,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 # applied after the preset and before --set and explicit flags.
 ALGORITHMS: dict[str, dict[str, Any]] = {"bremen": {}, me_trpo.NAME: me_trpo.FLAGS}
 ALGORITHM_LABELS = {"bremen": "BREMEN", me_trpo.NAME: me_trpo.LABEL}
+# Per-task preset overrides, applied after PRESETS. hopper under ``cpu``: the preset cuts the imaginary horizon
+# from the paper's 1000 to 250 steps, so rollouts from resets never reach the states after step 250 of an
+# episode, where the policies trained that way fall; dataset start states (``--use_s_t``) cover whole
+# episodes (README, Results: 1.28x BC over 3 seeds, against 0.70x from resets). ``--no_use_s_t`` undoes it.
+PRESET_TASK_FLAGS: dict[str, dict[str, dict[str, Any]]] = {"cpu": {"hopper": {"use_s_t": True}}}
 # Flags with the original scripts' defaults, used when neither a preset nor the command line sets them.
 ORIGINAL_DEFAULTS = {"onpol_iters": 500, "interval": 80, "max_path_length": 1000, "trpo_batch_size": 50_000,
                      "random_seeds": [1234, 4321, 2341, 3341, 789], "n_train": 1_000_000, "alpha": 0.0,
@@ -148,6 +154,7 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
             _set_param(params, key, value)
         else:
             flags[key] = value
+    flags.update(PRESET_TASK_FLAGS.get(preset, {}).get(args.env, {}))
     algorithm = getattr(args, "algorithm", None) or "bremen"
     flags.update(ALGORITHMS[algorithm])
     flags["algorithm"] = algorithm
@@ -155,6 +162,8 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
     for key, value in vars(args).items():
         if key in flags and value is not None and key != "random_seeds":
             flags[key] = value
+    if getattr(args, "use_s_0", None) and getattr(args, "use_s_t", None) is None:
+        flags["use_s_t"] = False  # an explicit --use_s_0 replaces a preset's --use_s_t
     seeds = [args.seed] if args.seed is not None else (args.random_seeds or [0])
     flags["random_seeds"] = seeds
     for k in ("exp_name", "sub_exp_name", "noise", "algo", "restart_iter", "video_dir", "restore_path", "interval"):

@@ -233,6 +233,15 @@ def _resolve(*argv):
     return resolve(build_parser().parse_args(list(argv)), "offline")[0]
 
 
+def test_cpu_preset_starts_hopper_rollouts_from_dataset_states():
+    assert _resolve("--env", "hopper", "--preset", "cpu").flags["use_s_t"]
+    assert not _resolve("--env", "half_cheetah", "--preset", "cpu").flags["use_s_t"]
+    assert not _resolve("--env", "hopper").flags["use_s_t"], "paper: the original's reset starts"
+    assert not _resolve("--env", "hopper", "--preset", "cpu", "--no_use_s_t").flags["use_s_t"]
+    f = _resolve("--env", "hopper", "--preset", "cpu", "--use_s_0").flags
+    assert f["use_s_0"] and not f["use_s_t"], "an explicit --use_s_0 replaces the preset's --use_s_t"
+
+
 def test_me_trpo_settings_and_flag_precedence():
     bremen_f = _resolve("--env", "hopper", "--preset", "cpu").flags
     f = _resolve("--env", "hopper", "--preset", "cpu", "--algorithm", "me_trpo").flags
