@@ -4,7 +4,7 @@
 flags given on the command line, checks the combination, and returns an :class:`Experiment` holding the
 algorithms' Config dataclasses. Nothing here runs anything.
 
-Precedence: param file < preset < ``--set section.key=value`` < flags.
+Precedence: param file < preset < ``--algorithm`` < ``--set section.key=value`` < flags.
 
 Presets:
 
@@ -72,7 +72,7 @@ ALGORITHM_LABELS = {"bremen": "BREMEN", me_trpo.NAME: me_trpo.LABEL}
 # Per-task preset overrides, applied after PRESETS. hopper under ``cpu``: the preset cuts the imaginary horizon
 # from the paper's 1000 to 250 steps, so rollouts from resets never reach the states after step 250 of an
 # episode, where the policies trained that way fall; dataset start states (``--use_s_t``) cover whole
-# episodes (README, Results: 1.28x BC over 3 seeds, against 0.70x from resets). ``--no_use_s_t`` undoes it.
+# episodes (README, Results: 1.38x BC over 3 seeds, against 0.70x from resets). ``--no_use_s_t`` undoes it.
 PRESET_TASK_FLAGS: dict[str, dict[str, dict[str, Any]]] = {"cpu": {"hopper": {"use_s_t": True}}}
 # Flags with the original scripts' defaults, used when neither a preset nor the command line sets them.
 ORIGINAL_DEFAULTS = {"onpol_iters": 500, "interval": 80, "max_path_length": 1000, "trpo_batch_size": 50_000,
@@ -82,7 +82,7 @@ BOOL_FLAGS = ("padded_batch", "consistent_likelihood", "bootstrap_truncation", "
               "restore_dynamics_variables", "restore_offline_data", "restore_value", "bc_init", "use_s_t",
               "use_s_0", "pretrain_value", "const_sampling", "all_bc", "eval_model")
 EXTRA_DEFAULTS = {"start_pool_size": 10_000, "bc_steps_per_call": 10_000, "member_mode": "batch", "fisher_subsample": 1,
-                  "line_search_kl": None, "subsample": "prefix"}
+                  "line_search_kl": None, "subsample": "prefix", "dataset_normalizer": False}
 
 
 @dataclass

@@ -23,7 +23,8 @@ from typing import Any
 
 NAME = "me_trpo"
 
-FLAGS: dict[str, Any] = {"bc_init": False, "const_sampling": False, "gaussian": 1.0, "alpha": 0.0}
+FLAGS: dict[str, Any] = {"bc_init": False, "const_sampling": False, "gaussian": 1.0, "alpha": 0.0,
+                         "dataset_normalizer": True}
 """Flag values this algorithm sets (after the preset, before ``--set`` and explicit flags)."""
 
 LABEL = "ME-TRPO"

@@ -30,7 +30,6 @@ from tqdm import tqdm
 
 from bremen import __version__
 from bremen.algos import bc as bc_lib
-from bremen.algos import me_trpo
 from bremen.algos import trpo as trpo_lib
 from bremen.algos.baselines import baseline_fit
 from bremen.data import load_dataset
@@ -73,8 +72,7 @@ def gaussian_policy(params, stats, exp: Experiment, metadata: Optional[dict] = N
     mean, std = mean_std(stats)
     layers = [{"w": np.asarray(l["w"]), "b": np.asarray(l["b"])} for l in params]
     return NumpyPolicy("gaussian", layers, exp.bc.act_low, exp.bc.act_high, exp.trpo.policy_activation,
-                       obs_mean=np.asarray(mean),
-                       obs_std=np.asarray(std), sampling_std=exp.trpo.sampling_std,
+                       obs_mean=np.asarray(mean), obs_std=np.asarray(std), sampling_std=exp.trpo.sampling_std,
                        const_sampling=exp.trpo.const_sampling, metadata=metadata)
 
 
@@ -99,9 +97,6 @@ class OfflineRun:
                  stop_after: Optional[int] = None):
         self.exp, self.progress, self.stop_after = exp, progress, stop_after
         self.task = make_task(exp.task)
-        if not self.task.known_reward and not exp.dynamics.learn_reward:
-            raise UserError(f"task {exp.task!r} has no known reward function and the dynamics model has no "
-                            f"reward head; built-in tasks: ant, half_cheetah, hopper, walker2d, cheetah_run")
         self.dir = exp.run_dir
         ckpt = self.dir / CHECKPOINT
         if resume and not ckpt.exists():
@@ -162,7 +157,8 @@ class OfflineRun:
 
         t0 = time.time()
         val = self._model_data(va) if len(va) else None
-        self.ens, report = dyn_lib.fit(self.ens, self.norm, self._model_data(tr), val, jax.random.fold_in(self.key, K_MODEL + 100), exp.dynamics, cb)
+        self.ens, report = dyn_lib.fit(self.ens, self.norm, self._model_data(tr), val,
+                                       jax.random.fold_in(self.key, K_MODEL + 100), exp.dynamics, cb)
         bar.close()
         last_val = report.val_checks[-1][1] if report.val_checks else np.full(exp.dynamics.ensemble_size, np.nan)
         self.model_val_loss = float(np.mean(last_val))
@@ -198,11 +194,11 @@ class OfflineRun:
         exp = self.exp
         if exp.flags["bc_init"]:
             policy, stats = self.bc.params, self.bc.stats
-        else:  # a fresh policy: ME-TRPO normalizes with the dataset's statistics (BC's), --no_bc_init with
-            # the original's mean 0 / std 1 (quirk 9)
+        else:  # a fresh policy, normalized with the dataset's statistics (BC's; ME-TRPO) or, as the original's
+            # --no_bc_init, with mean 0 / std 1 (quirk 9)
             policy = policy_init(jax.random.fold_in(self.key, K_POLICY), self.task.obs_dim, self.task.act_dim,
                                  tuple(exp.params.policy.network_shape), exp.bc.init_seed)
-            stats = self.bc.stats if exp.flags["algorithm"] == me_trpo.NAME else running_stats_init(self.task.obs_dim)
+            stats = self.bc.stats if exp.flags["dataset_normalizer"] else running_stats_init(self.task.obs_dim)
         starts = imaginary_starts(exp.flags, self.data, self.task, exp.start_pool_size, exp.seed)
         self.trpo = trpo_lib.trpo_init(policy, stats, self.bc.params, self.bc.stats, self.ens.params, self.norm,
                                        starts, jax.random.fold_in(self.key, K_POLICY + 100), exp.trpo)
