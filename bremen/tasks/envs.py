@@ -67,7 +67,8 @@ class MujocoTaskEnv(gym.Env):
         **gym_kwargs,
     ):
         quiet_known_mujoco_warnings()
-        self._env = gym.make(gym_id, render_mode=render_mode, **gym_kwargs).unwrapped
+        # gymnasium's own renderer is not used (its free camera loses the robot); see camera().
+        self._env = gym.make(gym_id, **gym_kwargs).unwrapped
         self._obs_fn, self._reward_fn, self._termination_fn = obs_fn, reward_fn, termination_fn
         act_dim = self._env.action_space.shape[0]
         self.observation_space = spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
@@ -75,6 +76,7 @@ class MujocoTaskEnv(gym.Env):
         self.render_mode = render_mode
         self.metadata = dict(self.metadata, render_fps=int(round(1.0 / self._env.dt)))
         self._obs = None
+        self._camera = None
 
     def _observe(self) -> np.ndarray:
         d = self._env.data
@@ -95,10 +97,21 @@ class MujocoTaskEnv(gym.Env):
         self._obs = next_obs
         return next_obs.copy(), reward, terminated, False, {}
 
+    def camera(self, width: int = 480, height: int = 480, quality: str = "fast"):
+        """A renderer that follows the torso (the model's ``track`` camera); see bremen.tasks.rendering."""
+        from bremen.tasks.rendering import MujocoTrackingCamera
+
+        return MujocoTrackingCamera(self._env.model, self._env.data, width, height, "track", quality)
+
     def render(self):
-        return self._env.render()
+        if self._camera is None:
+            self._camera = self.camera()
+        return self._camera.frame()
 
     def close(self):
+        if self._camera is not None:
+            self._camera.close()
+            self._camera = None
         self._env.close()
 
     @property
@@ -154,8 +167,14 @@ class DMCCheetahRunEnv(gym.Env):
         # wrapper reports it as truncation.
         return self._observe(ts), float(ts.reward), False, False, {}
 
+    def camera(self, width: int = 480, height: int = 480, quality: str = "fast"):
+        """A renderer from dm_control's ``side`` camera, which follows the cheetah's center of mass."""
+        from bremen.tasks.rendering import DMControlCamera
+
+        return DMControlCamera(self._env.physics, width, height, "side", quality)
+
     def render(self):
-        return self._env.physics.render(*self._size, camera_id=0)
+        return self.camera(self._size[1], self._size[0]).frame()
 
     @property
     def dt(self) -> float:
