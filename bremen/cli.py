@@ -29,7 +29,8 @@ SUBCOMMAND_MODULES = [
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bremen",
-        description="Model-based offline and deployment-efficient RL (BREMEN and baselines).",
+        description="Model-based offline RL: BREMEN and ME-TRPO on fixed datasets, SAC behavior policies, "
+        "data collection, dataset tools, policy evaluation and videos.",
     )
     parser.add_argument("--version", action="version", version=f"bremen {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -47,11 +48,35 @@ def run(func, args) -> int:
         return UserError.exit_code
     except KeyboardInterrupt:
         print("bremen: interrupted", file=sys.stderr)
+        _leave_after_interrupt(130)
         return 130
     except BrokenPipeError:  # output piped into e.g. `head`, which closed early
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     return 0 if rc is None else int(rc)
+
+
+def _leave_after_interrupt(code: int) -> None:
+    """End an interrupted process without tearing down the interpreter once JAX is loaded.
+
+    A Ctrl-C that lands while XLA compiles a step (the first BC or TRPO chunk: XLA compiles on its own thread
+    pool) or while a dispatched computation runs unwinds Python at once, but the XLA work goes on. Interpreter
+    teardown then destroyed JAX's CPU client under that worker thread, which called into the freed client
+    (``SingleDeviceSharding::Create``) and died with a segmentation fault (exit 139) instead of 130. Nothing
+    of that work is needed: checkpoints hold finished work only and are written atomically. So after the
+    output is flushed the process leaves with ``os._exit``; further Ctrl-Cs are ignored on the way out.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if "jax" not in sys.modules:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
