@@ -47,13 +47,26 @@ def run_offline(args, demo: bool) -> int:
     from bremen.loops.offline import OfflineRun, summary_table
 
     exps = resolve(args, "offline")
-    summaries = []
-    for exp in exps:
-        if demo:
+    if demo:
+        for exp in exps:
             ensure_demo_data(exp)
-        resume = args.resume or (demo and (exp.run_dir / "checkpoint.npz").exists())
-        summaries.append(OfflineRun(exp, resume=resume, force=args.force).run())
+    # every seed's inputs and run directory are checked before the first one starts
+    runs = [OfflineRun(exp, resume=args.resume or (demo and (exp.run_dir / "checkpoint.npz").exists()),
+                       force=args.force) for exp in exps]
+    summaries = []
+    for run in runs:
+        print(f"run directory: {run.dir}{' (resuming)' if run.resume else ''}", file=sys.stderr)
+        try:
+            summaries.append(run.run())
+        except KeyboardInterrupt:
+            kept = "keeps the last checkpoint" if (run.dir / "checkpoint.npz").exists() else "has no checkpoint yet"
+            print(f"interrupted; {run.dir} {kept}: run the same command with --resume to continue", file=sys.stderr)
+            raise
     print(summary_table(summaries))
+    for s in summaries:
+        d = s["run_dir"]
+        print(f"{s['task']} seed {s['seed']}: run directory {d}/ (progress.csv, summary.json, "
+              f"policy_final/, policy_best/, policy_bc/); TensorBoard: tensorboard --logdir {d}")
     return 0
 
 

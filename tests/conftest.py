@@ -2,3 +2,30 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def hopper_data(tmp_path_factory):
+    """6,000 random-action hopper transitions in bremen's format."""
+    import bremen.tasks as T
+    from bremen.data import Dataset, save_dataset
+
+    task = T.make("hopper")
+    env, rng = task.make_env(seed=0), np.random.default_rng(0)
+    obs, _ = env.reset(seed=0)
+    rows = []
+    while len(rows) < 6000:
+        a = rng.uniform(-1, 1, 3).astype(np.float32)
+        nxt, r, te, tr, _ = env.step(a)
+        rows.append((obs, a, r, nxt, te, tr))
+        obs = env.reset()[0] if te or tr else nxt
+    o, a, r, n, te, tr = (np.array(x) for x in zip(*rows))
+    tr[-1] = not te[-1]
+    ds = Dataset.from_arrays(dict(observations=o, actions=a, rewards=r, next_observations=n, terminals=te, timeouts=tr),
+                             metadata={"task": "hopper", "noise": "random"})
+    path = tmp_path_factory.mktemp("data") / "hopper_random.h5"
+    save_dataset(ds, str(path))
+    return path

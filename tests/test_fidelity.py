@@ -46,7 +46,7 @@ def test_bc_init_copies_weights_and_normalizer(tmp_path):
     args = build_parser().parse_args(["--env", "half_cheetah", "--preset", "smoke", "--seed", "0", "--data_path",
                                       str(tmp_path / "d.h5"), "--log_dir", str(tmp_path / "run")])
     run = OfflineRun(resolve(args)[0])
-    run.dir.mkdir(parents=True)
+    run.dir.mkdir(parents=True, exist_ok=True)
     run.load_data()
     run.fit_model()
     run.fit_bc()

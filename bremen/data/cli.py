@@ -11,6 +11,7 @@ from bremen.data.dataset import Dataset, load_dataset, save_dataset
 from bremen.data.export import export_d3rlpy
 from bremen.data.importers import FORMATS, import_any
 from bremen.errors import UserError
+from bremen.io.paths import writable_file
 
 
 def summary(ds: Dataset) -> str:
@@ -58,6 +59,7 @@ def cmd_convert(args) -> int:
         raise UserError(f"{args.dst}: already exists; pass --force to overwrite it or choose another name")
     if os.path.abspath(args.dst) == os.path.abspath(args.src):
         raise UserError(f"{args.dst}: is the source file; write the converted dataset to another path")
+    writable_file(args.dst, "DST")
     ds = import_any(args.src, args.format, args.task, args.horizon)
     if args.to == "d3rlpy":
         export_d3rlpy(ds, args.dst)

@@ -42,6 +42,7 @@ from tqdm import tqdm
 import bremen
 from bremen.data.dataset import Dataset, save_dataset
 from bremen.errors import UserError
+from bremen.io.paths import writable_file
 from bremen.io.policy_io import NumpyPolicy, load_policy, policy_files
 
 GAUSSIAN_CLIP_MARGIN = 1e-3
@@ -199,6 +200,7 @@ def run_collect(task_name: str, noise: str, n: int, out, policy_path=None, seed:
         raise UserError(f"{out} already exists; choose another --out or pass --force to overwrite it")
     if out.is_dir():
         raise UserError(f"{out} is a folder; --out names the dataset file to write, e.g. {out / 'data.h5'}")
+    writable_file(out, "--out")
     task = make(task_name)
     policy = None
     meta: dict = {"source_policy": None, "policy_return": None}
@@ -227,7 +229,6 @@ def run_collect(task_name: str, noise: str, n: int, out, policy_path=None, seed:
         }
     if created is not None:
         meta["created"] = created
-    out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     ds = collect(task, noise, n, policy, seed, progress, meta)
     seconds = time.perf_counter() - t0

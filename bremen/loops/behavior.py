@@ -43,6 +43,7 @@ from tqdm import tqdm
 from bremen import __version__
 from bremen.algos.sac import SAC, ReplayBuffer, SACConfig
 from bremen.errors import UserError
+from bremen.io.paths import writable_dir
 from bremen.io.checkpoint import arrays_to_pytree, load_checkpoint, pytree_to_arrays, save_checkpoint
 from bremen.io.csvlog import CSVLog
 from bremen.io.policy_io import NumpyPolicy, save_policy
@@ -343,11 +344,13 @@ def train_behavior(config: BehaviorConfig, out_dir=None, force: bool = False, pr
     _check_config(config)
     out = Path(out_dir) if out_dir is not None else default_out_dir(config.task, config.seed)
     make(config.task)
-    if out.exists() and any(out.iterdir()):
+    if out.is_dir() and any(out.iterdir()):
         if not force:
             raise UserError(
                 f"{out} already holds a run; continue it with --resume, overwrite it with --force, or choose --out"
             )
+    writable_dir(out, "--out")
+    if force:
         for name in (CHECKPOINT, PROGRESS, CONFIG):
             (out / name).unlink(missing_ok=True)
         for name in POLICY_DIRS:

@@ -37,6 +37,7 @@ from bremen.errors import UserError
 from bremen.experiment import ALGORITHM_LABELS, Experiment
 from bremen.io.checkpoint import arrays_to_pytree, load_checkpoint, pytree_to_arrays, save_checkpoint
 from bremen.io.csvlog import CSVLog
+from bremen.io.paths import writable_dir
 from bremen.io.policy_io import NumpyPolicy, save_policy
 from bremen.loops.evaluation import dataset_return, evaluate_steps, start_states
 from bremen.models import dynamics as dyn_lib
@@ -101,7 +102,11 @@ class OfflineRun:
         ckpt = self.dir / CHECKPOINT
         if resume and not ckpt.exists():
             if self.dir.exists() and any(self.dir.iterdir()):
-                raise UserError(f"--resume: {self.dir} has no {CHECKPOINT}; nothing to resume (start without --resume)")
+                if not (self.dir / "params.json").is_file():
+                    raise UserError(f"--resume: {self.dir} has no {CHECKPOINT} and is not a bremen run directory; "
+                                    f"nothing to resume (start without --resume)")
+                # a run stopped before its first checkpoint (the model fit): its partial logs are redone
+                shutil.rmtree(self.dir)
             resume = False
         if not resume and self.dir.exists() and any(self.dir.iterdir()):
             if not force:
@@ -111,6 +116,7 @@ class OfflineRun:
         self.resume = resume
         if not exp.data_path.is_file():
             raise UserError(missing_data_message(exp))
+        writable_dir(self.dir, "run directory (--log_dir)")
         self.key = jax.random.PRNGKey(exp.seed)
         self.model_env = ModelEnv.from_task(self.task, activation=exp.dynamics.activation,
                                             member_mode=exp.flags["member_mode"])
@@ -399,11 +405,11 @@ class OfflineRun:
         final_ev = {k: float(last_row[k]) for k in ("episode_mean", "episode_min", "episode_max")} if last_row else {}
         self._export("policy_final", final_ev, n_iters - 1)
         if flags["video_dir"]:
-            from bremen.video_cli import record_videos
+            from bremen.io.video import VideoSettings, record_videos
 
             policy = gaussian_policy(self.trpo.policy, self.trpo.stats, exp)
-            for line in record_videos(self.task, policy, Path(flags["video_dir"]), 1, exp.seed, prefix=f"_seed{exp.seed}"):
-                self._say(line)
+            record_videos(self.task, policy, Path(flags["video_dir"]), VideoSettings(episodes=1), exp.seed,
+                          prefix=f"_seed{exp.seed}", progress=self.progress, on_written=self._say)
         summary = {
             "task": exp.task, "algorithm": exp.flags["algorithm"], "seed": exp.seed, "preset": exp.preset,
             "run_dir": str(self.dir),
