@@ -7,9 +7,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def hopper_data(tmp_path_factory):
-    """6,000 random-action hopper transitions in bremen's format."""
+def make_hopper_data(path) -> None:
+    """Write 6,000 random-action hopper transitions in bremen's format to ``path`` (deterministic)."""
     import bremen.tasks as T
     from bremen.data import Dataset, save_dataset
 
@@ -26,6 +25,12 @@ def hopper_data(tmp_path_factory):
     tr[-1] = not te[-1]
     ds = Dataset.from_arrays(dict(observations=o, actions=a, rewards=r, next_observations=n, terminals=te, timeouts=tr),
                              metadata={"task": "hopper", "noise": "random"})
-    path = tmp_path_factory.mktemp("data") / "hopper_random.h5"
     save_dataset(ds, str(path))
+
+
+@pytest.fixture(scope="session")
+def hopper_data(tmp_path_factory):
+    """6,000 random-action hopper transitions in bremen's format."""
+    path = tmp_path_factory.mktemp("data") / "hopper_random.h5"
+    make_hopper_data(path)
     return path
