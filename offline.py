@@ -3,7 +3,7 @@
 (those of the original offline.py, plus --preset, --data_path, --log_dir, --seed, --resume)."""
 import sys
 
-from bremen.offline_cli import main
+from bremen.cli.offline import main
 
 if __name__ == "__main__":
     sys.exit(main())

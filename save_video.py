@@ -2,7 +2,7 @@
 """Record MP4 videos of a policy: `python save_video.py --env hopper [--policy weights/hopper]`."""
 import sys
 
-from bremen.video_cli import main
+from bremen.cli.video import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,7 +18,8 @@ import jax
 import numpy as np
 
 from bremen import __version__
-from bremen.algos.sac import SAC, ReplayBuffer, SACConfig
+from bremen.algos.sac import SAC, SACConfig
+from bremen.data.replay import ReplayBuffer
 
 
 def measure(fn, n_calls: int, repeats: int) -> float:

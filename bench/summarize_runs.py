@@ -13,12 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
-KEYS = ("behavior_return", "bc_return", "bremen_final_return", "bremen_best_return")
+KEYS = ("behavior_return", "bc_return", "final_return", "best_return")
+
+
+def _current_keys(summary: dict) -> dict:
+    """Summaries written before 2026-12 named the returns bremen_final_return etc. for every algorithm."""
+    return {k.removeprefix("bremen_"): v for k, v in summary.items()}
 
 
 def reeval(entry: dict, runs: list, episodes: int) -> None:
     """Add every run's N-episode returns of policy_bc / policy_final / policy_best (those that exist)."""
-    from bremen.evaluate_cli import evaluate_policy
+    from bremen.loops.evaluation import evaluate_policy
     from bremen.io.policy_io import load_policy
     from bremen.tasks import make
 
@@ -42,15 +47,16 @@ def main():
     p.add_argument("--out")
     p.add_argument("--episodes", type=int, default=0, help="re-evaluate the exported policies over N episodes")
     args = p.parse_args()
-    runs = [json.loads(f.read_text()) | {"path": str(f.parent)} for f in sorted(Path(args.root).rglob("summary.json"))]
+    runs = [_current_keys(json.loads(f.read_text())) | {"path": str(f.parent)}
+            for f in sorted(Path(args.root).rglob("summary.json"))]
     groups = {}
     for r in runs:
         groups.setdefault(str(Path(r["path"]).parent), []).append(r)
     out = {}
     for group, rs in groups.items():
         m = {k: float(np.mean([r[k] for r in rs])) for k in KEYS}
-        m["final_over_bc"] = m["bremen_final_return"] / m["bc_return"]
-        m["best_over_bc"] = m["bremen_best_return"] / m["bc_return"]
+        m["final_over_bc"] = m["final_return"] / m["bc_return"]
+        m["best_over_bc"] = m["best_return"] / m["bc_return"]
         out[group] = {"seeds": [r["seed"] for r in rs], "runs": [{k: r[k] for k in ("seed", *KEYS)} for r in rs],
                       "mean": m}
         if args.episodes:
@@ -59,8 +65,8 @@ def main():
         print(f"  {'seed':>6}{'behavior':>10}{'BC':>9}{'final':>9}{'best':>9}")
         for r in rs:
             print(f"  {r['seed']:>6}" + "".join(f"{r[k]:>9.1f}" if i else f"{r[k]:>10.1f}" for i, k in enumerate(KEYS)))
-        print(f"  {'mean':>6}{m['behavior_return']:>10.1f}{m['bc_return']:>9.1f}{m['bremen_final_return']:>9.1f}"
-              f"{m['bremen_best_return']:>9.1f}   final/BC {m['final_over_bc']:.3f}, best/BC {m['best_over_bc']:.3f}")
+        print(f"  {'mean':>6}{m['behavior_return']:>10.1f}{m['bc_return']:>9.1f}{m['final_return']:>9.1f}"
+              f"{m['best_return']:>9.1f}   final/BC {m['final_over_bc']:.3f}, best/BC {m['best_over_bc']:.3f}")
         if args.episodes:
             e = out[group]["reevaluated"]
             print(f"  re-evaluated over {args.episodes} episodes each (mean of seeds ± mean s.e.): "

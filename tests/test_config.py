@@ -96,7 +96,7 @@ def test_partial_file_takes_defaults(tmp_path):
 
 def test_set_overrides_apply_after_the_preset():
     from bremen.experiment import resolve
-    from bremen.offline_cli import build_parser
+    from bremen.cli.offline import build_parser
 
     args = build_parser().parse_args(["--env", "hopper", "--preset", "cpu", "--set", "dynamics.epochs=200",
                                          "--set", "policy.network_shape=[64, 64]", "--set", "behavior_policy.network_shape=[64,64]",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bremen.evaluate_cli import evaluate_policy
+from bremen.loops.evaluation import evaluate_policy
 from bremen.io.policy_io import load_policy
 from bremen.tasks import make
 

@@ -30,7 +30,7 @@ def test_bc_init_copies_weights_and_normalizer(tmp_path):
     from bremen.data import Dataset, save_dataset
     from bremen.experiment import resolve
     from bremen.loops.offline import OfflineRun
-    from bremen.offline_cli import build_parser
+    from bremen.cli.offline import build_parser
 
     task = T.make("half_cheetah")
     rng = np.random.default_rng(0)

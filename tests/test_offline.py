@@ -215,7 +215,7 @@ def test_tensorboard_skips_non_finite_scalars_quietly(tmp_path, capfd):
 
 def _resolve(*argv):
     from bremen.experiment import resolve
-    from bremen.offline_cli import build_parser
+    from bremen.cli.offline import build_parser
 
     return resolve(build_parser().parse_args(list(argv)), "offline")[0]
 
@@ -251,7 +251,7 @@ def test_me_trpo_runs_from_a_fresh_policy_with_the_dataset_normalizer(hopper_dat
     assert out.returncode == 0, out.stderr[-3000:]
     assert "ME-TRPO final" in out.stdout and "BREMEN" not in out.stdout
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
-    assert summary["algorithm"] == "me_trpo" and np.isfinite(summary["bremen_final_return"])
+    assert summary["algorithm"] == "me_trpo" and np.isfinite(summary["final_return"])
     meta = json.loads((tmp_path / "m" / "policy_final" / "policy.json").read_text())
     assert meta["algorithm"] == "me_trpo"
     assert json.loads((tmp_path / "m" / "policy_bc" / "policy.json").read_text())["algorithm"] == "bc"
@@ -324,4 +324,4 @@ def test_offline_runs_on_a_gymnasium_task_with_the_learned_reward(pendulum_data,
     params = json.loads((tmp_path / "run" / "params.json").read_text())
     assert params["dynamics"]["learn_reward"] is True
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert np.isfinite(summary["bremen_final_return"]) and summary["task"] == "Pendulum-v1"
+    assert np.isfinite(summary["final_return"]) and summary["task"] == "Pendulum-v1"

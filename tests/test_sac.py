@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bremen.algos.sac import SAC, ReplayBuffer, SACConfig, log_std_from_raw, tanh_gaussian_log_prob, td_target
+from bremen.algos.sac import SAC, SACConfig, log_std_from_raw, tanh_gaussian_log_prob, td_target
+from bremen.data.replay import ReplayBuffer
 
 
 def test_log_std_squash_covers_minus5_to_0():

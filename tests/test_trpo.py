@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from bremen.algos import baselines as BL
+from bremen.algos import trpo_value as BL
 from bremen.algos.trpo import (TRPOConfig, conjugate_gradient, fisher_vector_product, gae, natural_gradient_step,
                                trpo_init, trpo_iteration)
 from bremen.models import normalizer as N

@@ -25,6 +25,7 @@ import optax
 
 from bremen.models import normalizer
 from bremen.models.policy import NORMC_SEED, dist, policy_init
+from bremen.models.waiting import wait
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def fit_bc(
         state, chunk = bc_update(state, obs, act, k, config.lr, n, config.batch_size, config.activation,
                                  config.act_low, config.act_high)
         done += n
-        losses.append(float(jnp.mean(chunk)))
+        losses.append(float(jnp.mean(wait(chunk))))
         if callback is not None:
             callback(done, losses[-1], state)
     return state, losses

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from bremen.algos.baselines import baseline_fit, baseline_init, baseline_predict
+from bremen.algos.trpo_value import baseline_fit, baseline_init, baseline_predict
 from bremen.models.model_env import ModelEnv, Rollout, padded_rows, rollout
 from bremen.models.normalizer import Normalization, RunningStats, normalize
 from bremen.models.policy import dist, kl, log_prob, sampling_log_std

@@ -41,7 +41,8 @@ import numpy as np
 from tqdm import tqdm
 
 from bremen import __version__
-from bremen.algos.sac import SAC, ReplayBuffer, SACConfig
+from bremen.algos.sac import SAC, SACConfig
+from bremen.data.replay import ReplayBuffer
 from bremen.errors import UserError
 from bremen.io.paths import writable_dir
 from bremen.io.checkpoint import arrays_to_pytree, load_checkpoint, pytree_to_arrays, save_checkpoint

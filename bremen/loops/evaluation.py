@@ -85,3 +85,19 @@ def dataset_return(ds, horizon: Optional[int] = None) -> dict:
     complete = ds.terminals[[s.stop - 1 for s in sl]] | (lengths == (horizon or lengths.max()))
     r = rets[complete] if complete.any() else rets
     return {"mean": float(r.mean()), "min": float(r.min()), "max": float(r.max()), "episodes": int(len(r))}
+
+
+EVALUATE_STREAM = 4  # separates `bremen evaluate`'s env seeds from a run's own evaluation seeds
+
+
+def evaluate_policy(policy, task, episodes: int, seed: int = 0, deterministic: bool = True) -> dict:
+    """Undiscounted return over ``episodes`` full episodes: mean, std, min, max, mean length, env seeds."""
+    env = task.make_env()
+    rng = np.random.default_rng(seed)
+    seeds = [derived_seed(seed, EVALUATE_STREAM, i) for i in range(episodes)]
+    r, lengths = evaluate(policy, env, seeds, deterministic, rng)
+    env.close()
+    return {"mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "max": float(r.max()),
+            "stderr": float(r.std(ddof=1) / np.sqrt(len(r))) if len(r) > 1 else None,
+            "episodes": episodes, "mean_length": float(np.mean(lengths)), "deterministic": deterministic,
+            "env_seeds": seeds}

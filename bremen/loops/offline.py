@@ -31,7 +31,7 @@ from tqdm import tqdm
 from bremen import __version__
 from bremen.algos import bc as bc_lib
 from bremen.algos import trpo as trpo_lib
-from bremen.algos.baselines import baseline_fit
+from bremen.algos.trpo_value import baseline_fit
 from bremen.data import load_dataset
 from bremen.errors import UserError
 from bremen.experiment import ALGORITHM_LABELS, Experiment
@@ -44,6 +44,7 @@ from bremen.models import dynamics as dyn_lib
 from bremen.models.model_env import ModelEnv
 from bremen.models.normalizer import fit_normalization, mean_std, normalize, running_stats_init
 from bremen.models.policy import policy_init
+from bremen.models.waiting import wait
 from bremen.tasks import make as make_task
 
 CHECKPOINT = "checkpoint.npz"
@@ -365,7 +366,7 @@ class OfflineRun:
             key = jax.random.fold_in(jax.random.fold_in(self.key, K_TRPO), itr)
             self.trpo, info = trpo_lib.trpo_run(self.trpo, key, config=it_cfg, env=self.model_env,
                                                 n_iters=it_cfg.iterations)
-            info = jax.tree.map(np.asarray, info)
+            info = jax.tree.map(np.asarray, wait(info))
             t_trpo = time.time() - t0
             t0 = time.time()
             ev = self.evaluate_policy(self.trpo.policy, self.trpo.stats, itr, record=flags["eval_model"])
@@ -415,8 +416,8 @@ class OfflineRun:
             "run_dir": str(self.dir),
             "dataset": str(exp.data_path), "n_train": len(self.data),
             "behavior_return": self.behavior["mean"], "bc_return": self.bc_return,
-            "bremen_final_return": final_ev.get("episode_mean"), "bremen_best_return": self.best_return,
-            "bremen_best_iteration": self.best_itr, "outer_iterations": n_iters,
+            "final_return": final_ev.get("episode_mean"), "best_return": self.best_return,
+            "best_iteration": self.best_itr, "outer_iterations": n_iters,
             "trpo_iterations": n_iters * it_cfg.iterations,
         }
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -471,10 +472,10 @@ def summary_table(summaries: list[dict]) -> str:
     lines = [f"{'task':<14}{'seed':>6}{'behavior data':>15}{'BC':>10}{label + ' final':>14}{label + ' best':>13}"]
     for s in summaries:
         lines.append(f"{s['task']:<14}{s['seed']:>6}{s['behavior_return']:>15.1f}{s['bc_return']:>10.1f}"
-                     f"{s['bremen_final_return']:>14.1f}{s['bremen_best_return']:>13.1f}")
+                     f"{s['final_return']:>14.1f}{s['best_return']:>13.1f}")
     if len(summaries) > 1:
-        m = {k: np.mean([s[k] for s in summaries]) for k in ("behavior_return", "bc_return", "bremen_final_return",
-                                                             "bremen_best_return")}
+        m = {k: np.mean([s[k] for s in summaries]) for k in ("behavior_return", "bc_return", "final_return",
+                                                             "best_return")}
         lines.append(f"{'mean':<14}{'':>6}{m['behavior_return']:>15.1f}{m['bc_return']:>10.1f}"
-                     f"{m['bremen_final_return']:>14.1f}{m['bremen_best_return']:>13.1f}")
+                     f"{m['final_return']:>14.1f}{m['best_return']:>13.1f}")
     return "\n".join(lines)

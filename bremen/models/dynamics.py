@@ -35,6 +35,7 @@ import numpy as np
 import optax
 
 from bremen.models.nets import mlp_apply, mlp_init
+from bremen.models.waiting import wait
 from bremen.models.normalizer import DIV_EPS, Normalization, normalize_inputs
 
 
@@ -263,7 +264,7 @@ def fit(
         key, k = jax.random.split(key)
         state, mse = train_epochs(state, jnp.asarray(active), x, y, k, config.lr, l2_coef, n,
                                   max(config.val_every, 1), config.batch_size, config.activation)
-        mse = np.asarray(mse)[:n]
+        mse = np.asarray(wait(mse))[:n]
         train_hist.extend(list(mse))
         epochs += n * active
         epoch = check + 1

@@ -17,12 +17,12 @@ from bremen.errors import UserError
 
 # module paths that provide add_parser(subparsers); order = order in --help
 SUBCOMMAND_MODULES = [
-    "bremen.tasks_cli",
-    "bremen.data.cli",
-    "bremen.behavior_cli",
-    "bremen.offline_cli",
-    "bremen.video_cli",
-    "bremen.evaluate_cli",
+    "bremen.cli.tasks",
+    "bremen.cli.dataset",
+    "bremen.cli.behavior",
+    "bremen.cli.offline",
+    "bremen.cli.video",
+    "bremen.cli.evaluate",
 ]
 
 

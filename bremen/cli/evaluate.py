@@ -10,26 +10,8 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-
 from bremen.errors import UserError
-from bremen.loops.evaluation import derived_seed, evaluate
-
-EVALUATE_STREAM = 4  # separates these env seeds from a run's own evaluation seeds
-
-
-def evaluate_policy(policy, task, episodes: int, seed: int = 0, deterministic: bool = True) -> dict:
-    """Undiscounted return over ``episodes`` full episodes: mean, std, min, max, mean length, env seeds."""
-    env = task.make_env()
-    rng = np.random.default_rng(seed)
-    seeds = [derived_seed(seed, EVALUATE_STREAM, i) for i in range(episodes)]
-    r, lengths = evaluate(policy, env, seeds, deterministic, rng)
-    env.close()
-    return {"mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "max": float(r.max()),
-            "stderr": float(r.std(ddof=1) / np.sqrt(len(r))) if len(r) > 1 else None,
-            "episodes": episodes, "mean_length": float(np.mean(lengths)), "deterministic": deterministic,
-            "env_seeds": seeds}
-
+from bremen.loops.evaluation import evaluate_policy
 
 def cmd_evaluate(args) -> int:
     from bremen.io.policy_io import load_policy, run_or_policy_dir
