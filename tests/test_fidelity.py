@@ -45,12 +45,12 @@ def test_bc_init_copies_weights_and_normalizer(tmp_path):
     save_dataset(ds, str(tmp_path / "d.h5"))
     args = build_parser().parse_args(["--env", "half_cheetah", "--preset", "smoke", "--seed", "0", "--data_path",
                                       str(tmp_path / "d.h5"), "--log_dir", str(tmp_path / "run")])
-    run = OfflineRun(resolve(args)[0])
-    run.dir.mkdir(parents=True, exist_ok=True)
-    run.load_data()
-    run.fit_model()
-    run.fit_bc()
-    run.init_policy()
+    offline_run = OfflineRun(resolve(args)[0])
+    offline_run.load_data()
+    run = offline_run.learner
+    run.fit_model(offline_run.train, offline_run.val)
+    run.fit_bc(offline_run.data)
+    run.init_policy(offline_run.data)
     for a, b in zip(jax.tree.leaves(run.trpo.policy), jax.tree.leaves(run.bc.params)):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(run.trpo.stats, run.bc.stats):

@@ -14,7 +14,8 @@ import pytest
 
 import bremen.tasks as T
 from bremen.data import Dataset, load_dataset, save_dataset
-from bremen.loops.offline import TIMING_KEYS, imaginary_starts
+from bremen.learners.model_based import imaginary_starts
+from bremen.loops.offline import TIMING_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -184,25 +185,24 @@ def test_fidelity_switches_run(hopper_data, tmp_path):
 
 def test_imaginary_start_states_follow_use_s_t_and_use_s_0(hopper_data):
     data, task = load_dataset(str(hopper_data)), T.make("hopper")
-    flags = {"use_s_t": False, "use_s_0": False}
-    reset = imaginary_starts(flags, data, task, 50, seed=0)
+    reset = imaginary_starts("reset", data, task, 50, seed=0)
     assert reset.shape == (50, task.obs_dim)
     # reset states sit near the standing pose: height 1.25 and every other coordinate within the reset noise
     np.testing.assert_allclose(reset[:, 0], 1.25, atol=0.006)
     assert np.abs(reset[:, 1:]).max() <= 0.0051
-    s_t = imaginary_starts({**flags, "use_s_t": True}, data, task, 50, seed=0)
+    s_t = imaginary_starts("s_t", data, task, 50, seed=0)
     np.testing.assert_array_equal(s_t, data.observations)
     assert np.abs(s_t[:, 1:]).max() > 0.1, "dataset states reach far from the reset pose"
-    s_0 = imaginary_starts({**flags, "use_s_0": True}, data, task, 50, seed=0)
+    s_0 = imaginary_starts("s_0", data, task, 50, seed=0)
     firsts = [ep.start for ep in data.episodes()]
     assert len(s_0) == len(firsts) > 1
     np.testing.assert_array_equal(s_0, data.observations[firsts])
 
 
 def test_tensorboard_skips_non_finite_scalars_quietly(tmp_path, capfd):
-    from bremen.loops.offline import _tensorboard
+    from bremen.loops.run import TensorBoard
 
-    tb = _tensorboard(tmp_path / "tb", purge_step=None)
+    tb = TensorBoard(tmp_path / "tb", purge_step=None)
     tb.add_scalar("trpo/surrogate_after", float("inf"), 0)
     tb.add_scalar("trpo/surrogate_after", float("nan"), 1)
     tb.add_scalar("trpo/surrogate_after", 0.5, 2)
@@ -264,12 +264,12 @@ def test_me_trpo_policy_is_fresh_and_normalized_like_bc_while_no_bc_init_keeps_q
     runs = {}
     for name, extra in (("me_trpo", ["--algorithm", "me_trpo"]), ("no_bc_init", ["--no_bc_init"])):
         run = OfflineRun(_resolve(*smoke_args(hopper_data, tmp_path / name, *extra)), progress=False)
-        run.dir.mkdir(parents=True, exist_ok=True)
         run.load_data()
-        run.fit_model()
-        run.fit_bc()
-        run.init_policy()
-        runs[name] = run
+        learner = run.learner
+        learner.fit_model(run.train, run.val)
+        learner.fit_bc(run.data)
+        learner.init_policy(run.data)
+        runs[name] = learner
     m, q = runs["me_trpo"], runs["no_bc_init"]
     assert not np.allclose(jax_leaves(m.trpo.policy)[-2], jax_leaves(m.bc.params)[-2]), "not the BC weights"
     for a, b in zip(jax_leaves(m.trpo.policy), jax_leaves(q.trpo.policy)):
@@ -307,11 +307,10 @@ def test_gymnasium_task_trains_a_reward_head_that_predicts_the_reward(pendulum_d
                    "--log_dir", str(tmp_path / "fit"), "--set", "dynamics.epochs=100")
     assert exp.dynamics.learn_reward and not _resolve("--env", "hopper").dynamics.learn_reward
     run = OfflineRun(exp, progress=False)
-    run.dir.mkdir(parents=True, exist_ok=True)
     run.load_data()
-    run.fit_model()
+    run.learner.fit_model(run.train, run.val)
     va = run.val
-    _, r = D.predict_reward(run.ens.params, run.norm, jnp.asarray(va.observations), jnp.asarray(va.actions), 0,
+    _, r = D.predict_reward(run.learner.ens.params, run.learner.norm, jnp.asarray(va.observations), jnp.asarray(va.actions), 0,
                             exp.dynamics.activation)
     r2 = 1 - np.mean((np.asarray(r) - va.rewards) ** 2) / np.var(va.rewards)
     assert r2 > 0.9, f"held-out R^2 of the learned reward {r2:.3f}"  # measured 0.99

@@ -16,6 +16,8 @@ import numpy as np
 from bremen.io.atomic import atomic_path
 
 META_KEY = "__meta_json__"
+CHECKPOINT_FILE = "checkpoint.npz"
+"""A run directory's checkpoint."""
 
 
 def save_checkpoint(path, arrays: dict, meta: dict) -> None:
