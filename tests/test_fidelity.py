@@ -57,3 +57,43 @@ def test_bc_init_copies_weights_and_normalizer(tmp_path):
         np.testing.assert_array_equal(a, b)
     assert float(run.trpo.stats.count) == n  # the statistics saw every BC observation
     np.testing.assert_allclose(np.asarray(run.trpo.stats.mean), obs.mean(0), rtol=1e-4, atol=1e-4)
+
+
+def test_later_deployments_warm_start_the_model_and_accumulate_bc_statistics(hopper_data, tmp_path):
+    """§2.2 b-d, §8.4: the ensemble continues from its weights and Adam moments, BC restarts from its initial
+    weights with statistics over every batch, BREMEN re-copies BC while ME-TRPO keeps its policy."""
+    from bremen.cli.offline import build_parser
+    from bremen.data import load_dataset
+    from bremen.experiment import resolve
+    from bremen.learners.model_based import ModelBasedLearner
+    from bremen.loops.offline import learner_config
+    import bremen.tasks as T
+
+    data = load_dataset(str(hopper_data))
+    first, second = data.subsample(3000, mode="prefix", seed=0), None
+    second = type(data).from_arrays({k: getattr(data, k)[3000:] for k in (
+        "observations", "actions", "rewards", "next_observations", "terminals", "timeouts")}, metadata=data.metadata)
+    for algorithm, extra in (("bremen", []), ("me_trpo", ["--algorithm", "me_trpo"])):
+        args = build_parser().parse_args(["--env", "hopper", "--preset", "smoke", "--data_path", str(hopper_data),
+                                          "--log_dir", str(tmp_path / algorithm), *extra])
+        L = ModelBasedLearner(T.make("hopper"), learner_config(resolve(args)[0]), seed=0)
+        tr, va = first.split(0.15, by="order")
+        L.fit_model(tr, va)
+        L.fit_bc(first)
+        L.init_policy(first)
+        L.trpo_chunk(0)
+        ens_before, bc_count, policy_before = L.ens, float(L.bc.stats.count), L.trpo.policy
+        step_before = int(L.ens.opt_state[0].count)
+        tr2, va2 = second.split(0.15, by="order")
+        L.fit_model(tr2, va2, deployment=1)
+        assert int(L.ens.opt_state[0].count) > step_before, "Adam moments carried over (warm start)"
+        L.fit_bc(second, deployment=1)
+        assert float(L.bc.stats.count) == bc_count + len(second), "BC statistics count every batch"
+        L.init_policy(second, deployment=1)
+        same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(L.trpo.policy), jax.tree.leaves(policy_before)))
+        copied = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(L.trpo.policy), jax.tree.leaves(L.bc.params)))
+        if algorithm == "bremen":
+            assert copied and not same
+        else:
+            assert same and not copied
+        assert L.trpo.ens_params is L.ens.params

@@ -115,31 +115,52 @@ class ModelBasedLearner:
         cols = (d.observations, d.actions, d.next_observations)
         return cols + (d.rewards,) if self.config.dynamics.learn_reward else cols
 
-    def fit_model(self, train, val, callback=None) -> dict:
+    def _key(self, phase: int, deployment: int):
+        """The phase's RNG key; deployment 0 (and every offline run) uses the phase key itself."""
+        key = jax.random.fold_in(self.key, phase)
+        return key if deployment == 0 else jax.random.fold_in(key, deployment)
+
+    def fit_model(self, train, val, callback=None, deployment: int = 0) -> dict:
+        """Fit the ensemble on ``train`` (validating on ``val``). From deployment 1 on the ensemble is
+        warm-started, weights and Adam moments (§2.2 b), and the normalization is recomputed on all of
+        ``train`` (§8.4)."""
         c = self.config.dynamics
         if self.task.termination_fn is None and (np.any(train.terminals) or np.any(val.terminals)):
             self.say(f"{self.task.name}: the dataset has terminal states but the task defines no termination "
                      f"function, so imaginary rollouts run to the horizon H without terminating")
         self.norm = fit_normalization(*self._model_data(train))
-        self.ens = dyn_lib.ensemble_init(jax.random.fold_in(self.key, K_MODEL), self.task.obs_dim,
-                                         self.task.act_dim, c)
+        if deployment == 0 or self.ens is None:
+            self.ens = dyn_lib.ensemble_init(jax.random.fold_in(self.key, K_MODEL), self.task.obs_dim,
+                                             self.task.act_dim, c)
         val_data = self._model_data(val) if len(val) else None
         self.ens, report = dyn_lib.fit(self.ens, self.norm, self._model_data(train), val_data,
-                                       jax.random.fold_in(self.key, K_MODEL + 100), c, callback)
+                                       self._key(K_MODEL + 100, deployment), c, callback)
         last_val = report.val_checks[-1][1] if report.val_checks else np.full(c.ensemble_size, np.nan)
         self.model_val_loss = float(np.mean(last_val))
         return {"epochs": int(report.epochs.max()), "val_members": np.asarray(last_val)}
 
-    def fit_bc(self, data, callback=None) -> None:
-        self.bc, losses = bc_lib.fit_bc(jax.random.fold_in(self.key, K_BC), data.observations, data.actions,
-                                        self.config.bc, callback=callback)
+    def fit_bc(self, data, callback=None, deployment: int = 0) -> None:
+        """Clone ``data``'s actions. From deployment 1 on, BC restarts from its initial weights while its
+        observation statistics keep counting every batch ever cloned and its Adam moments carry over, as
+        in the original (§2.2 c, §8.4)."""
+        prev = self.bc if deployment > 0 else None
+        self.bc, losses = bc_lib.fit_bc(self._key(K_BC, deployment), data.observations, data.actions,
+                                        self.config.bc, stats=prev.stats if prev else None,
+                                        opt_state=prev.opt_state if prev else None, callback=callback)
         self.bc_loss = losses[-1]
 
     def imaginary_starts(self, data) -> np.ndarray:
         return imaginary_starts(self.config.start_source, data, self.task, self.config.start_pool_size, self.seed)
 
-    def init_policy(self, data) -> None:
+    def init_policy(self, data, deployment: int = 0) -> None:
+        """The TRPO policy for this deployment: BC's weights and statistics (BREMEN, every deployment); a
+        fresh policy at deployment 0 without BC init, carried over to later deployments (ME-TRPO)."""
         c = self.config
+        if deployment > 0 and not c.bc_init:
+            self.trpo = self.trpo._replace(behavior=self.bc.params, behavior_stats=self.bc.stats,
+                                           ens_params=self.ens.params, norm=self.norm,
+                                           start_obs=jnp.asarray(self.imaginary_starts(data), jnp.float32))
+            return
         if c.bc_init:
             policy, stats = self.bc.params, self.bc.stats
         else:  # a fresh policy, normalized with the dataset's statistics (BC's; ME-TRPO) or, as the original's
@@ -148,8 +169,7 @@ class ModelBasedLearner:
                                  tuple(c.policy_shape), c.bc.init_seed)
             stats = self.bc.stats if c.dataset_normalizer else running_stats_init(self.task.obs_dim)
         self.trpo = trpo_lib.trpo_init(policy, stats, self.bc.params, self.bc.stats, self.ens.params, self.norm,
-                                       self.imaginary_starts(data), jax.random.fold_in(self.key, K_POLICY + 100),
-                                       c.trpo)
+                                       self.imaginary_starts(data), self._key(K_POLICY + 100, deployment), c.trpo)
 
     def pretrain_value(self, data) -> None:
         """--pretrain_value: fit the baseline to the dataset's λ-discounted rewards-to-go, per real episode.
