@@ -65,6 +65,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "bc_steps_per_call": 100,
     },
 }
+# Recursive runs: the original README's per-task commands (ORIGINAL.md §2.2; 200k real steps per deployment)
+# and the presets' deployment plans. cpu: 5 deployments of 20k real steps with 10 outer iterations (250 TRPO
+# steps) each, so one run of half_cheetah or hopper takes about 20-25 minutes on 2 cores; smoke: 3
+# deployments of one 1000-step path, one outer iteration each.
+PAPER_RECURSIVE_TASK_FLAGS = {"hopper": {"n_train": 2_000_000, "onpol_iters": 2400, "interval": 240},
+                              "walker2d": {"n_train": 2_000_000, "onpol_iters": 800, "interval": 80}}
+PRESET_SCRIPT_FLAGS: dict[str, dict[str, dict[str, Any]]] = {
+    "cpu": {"recursive": {"n_train": 100_000, "onpol_iters": 50, "interval": 10}},
+    "smoke": {"recursive": {"n_train": 3_000, "onpol_iters": 3, "interval": 1, "dynamics.batch_size": 256}},
+}
 # Algorithms on the offline pipeline (ensemble -> BC -> TRPO on imaginary rollouts): the flag values each sets,
 # applied after the preset and before --set and explicit flags.
 ALGORITHMS: dict[str, dict[str, Any]] = {"bremen": {}, me_trpo.NAME: me_trpo.FLAGS}
@@ -155,6 +165,14 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
         else:
             flags[key] = value
     flags.update(PRESET_TASK_FLAGS.get(preset, {}).get(args.env, {}))
+    if script == "recursive":
+        if preset == "paper":
+            flags.update(PAPER_RECURSIVE_TASK_FLAGS.get(args.env, {}))
+        for key, value in PRESET_SCRIPT_FLAGS.get(preset, {}).get(script, {}).items():
+            if "." in key:
+                _set_param(params, key, value)
+            else:
+                flags[key] = value
     algorithm = getattr(args, "algorithm", None) or "bremen"
     flags.update(ALGORITHMS[algorithm])
     flags["algorithm"] = algorithm
@@ -170,6 +188,8 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
         if getattr(args, k, None) is not None or k not in flags:
             flags[k] = getattr(args, k, None)
     flags["exp_name"] = flags.get("exp_name") or algorithm
+    if script == "recursive":
+        _deployment_plan(flags, args, params.env_horizon)
     _check(flags, params, args.env)
     task = make_task(args.env)  # a built-in task or a gymnasium id (then the ensemble learns the reward)
 
@@ -209,6 +229,38 @@ def _run_dir(args, flags, params: ParamFile, seed: int) -> Path:
     parts = [args.env] + ([noise] if noise != "pure" else []) + [flags["sub_exp_name"], flags["exp_name"]]
     leaf = f"{flags['exp_name']}_seed{seed}" + (noise if noise != "pure" else "")
     return root.joinpath(*[p for p in parts if p], leaf)
+
+
+def _deployment_plan(flags: dict, args, horizon: int) -> None:
+    """Apply ``--deployments`` / ``--batch_size`` and check the original's batch formula (ORIGINAL.md §2.2):
+    deployments = onpol_iters / interval, batch = int(n_train · interval / onpol_iters / horizon) paths."""
+    interval = flags["interval"]
+    if interval is None or interval <= 0:
+        raise UserError(f"--interval must be a positive number of outer iterations per deployment, got {interval}")
+    n_dep, batch = getattr(args, "deployments", None), getattr(args, "batch_size", None)
+    if n_dep is not None:
+        if n_dep <= 0:
+            raise UserError(f"--deployments must be positive, got {n_dep}")
+        if args.onpol_iters is not None and args.onpol_iters != n_dep * interval:
+            raise UserError(f"--deployments {n_dep} with --interval {interval} means --onpol_iters {n_dep * interval}, "
+                            f"not {args.onpol_iters}; give one of --deployments and --onpol_iters")
+        flags["onpol_iters"] = n_dep * interval
+    if flags["onpol_iters"] <= 0 or flags["onpol_iters"] % interval:
+        raise UserError(f"--onpol_iters {flags['onpol_iters']} is not a positive multiple of --interval {interval}")
+    deployments = flags["onpol_iters"] // interval
+    if batch is not None:
+        if batch < horizon or batch % horizon:
+            raise UserError(f"--batch_size {batch}: a deployment collects whole {horizon}-step paths; give a "
+                            f"positive multiple of {horizon}")
+        if args.n_train is not None and args.n_train != batch * deployments:
+            raise UserError(f"--batch_size {batch} with {deployments} deployments means --n_train "
+                            f"{batch * deployments}, not {args.n_train}; give one of --batch_size and --n_train")
+        flags["n_train"] = batch * deployments
+    paths = int(flags["n_train"] * interval / flags["onpol_iters"] / horizon)
+    if paths < 1:
+        raise UserError(f"--n_train {flags['n_train']} over {deployments} deployments is less than one {horizon}-step "
+                        f"path per deployment; raise --n_train or give --batch_size")
+    flags["deployments"], flags["batch_size"] = deployments, paths * horizon
 
 
 def _check(flags: dict, params: ParamFile, task: str) -> None:

@@ -58,10 +58,16 @@ def add_original_flags(p: argparse.ArgumentParser, script: str) -> None:
     _bool(g, "eval_model", "log model-accuracy diagnostics at every evaluation")
 
     b = p.add_argument_group("bremen flags")
-    if script == "offline":
+    if script in ("offline", "recursive"):
         b.add_argument("--algorithm", choices=("bremen", "me_trpo"), default=None,
                        help="bremen (default): TRPO from the behavior-cloned policy; me_trpo: the same pipeline "
                             "from a fresh policy sampling its own actions, no behavior regularization")
+    if script == "recursive":
+        b.add_argument("--deployments", type=int, default=None,
+                       help="number of real-data batches, the first one from uniform random actions "
+                            "(sets --onpol_iters = deployments x --interval)")
+        b.add_argument("--batch_size", type=int, default=None,
+                       help="real steps per deployment, a multiple of 1000 (sets --n_train = deployments x batch)")
     b.add_argument("--preset", choices=PRESETS, default=None,
                    help="paper: the published runs' sizes (GPU work); cpu: sized for a 2-core CPU; "
                         "smoke: seconds, for tests")

@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = [
     "bremen.cli.dataset",
     "bremen.cli.behavior",
     "bremen.cli.offline",
+    "bremen.cli.recursive",
     "bremen.cli.video",
     "bremen.cli.evaluate",
 ]

@@ -207,43 +207,48 @@ class ModelBasedLearner:
         return float(_one_step_mse(self.ens.params, self.norm, obs, act, nxt, self.config.dynamics.activation))
 
     # ------------------------------------------------------------------ fit = the phases in order
-    def fit(self, data, train, val, hooks, phase: str = "new", start: int = 0) -> None:
-        """Train on ``data`` (``train``/``val``: its 85/15 split for the model), from the checkpoint position
-        (``phase`` finished, ``start`` the next outer iteration); ``hooks.step`` after each phase and chunk."""
+    def fit(self, data, train, val, hooks, phase: str = "new", start: int = 0, deployment: int = 0,
+            bc_data=None, end: Optional[int] = None) -> None:
+        """Train on ``data`` (``train``/``val``: the model's 85/15 split of it; ``bc_data``: what BC clones,
+        default ``data``) from the checkpoint position (``phase`` finished, ``start`` the next outer
+        iteration) up to outer iteration ``end`` (default: all); ``hooks.step`` after each phase and chunk.
+        ``deployment`` > 0: a later batch of a recursive run (warm starts, see the phases)."""
         c = self.config
+        bc_data = data if bc_data is None else bc_data
         if phase == "new":
             if "dynamics" in c.restore:
                 self.restore_from("dynamics", data)
                 hooks.step("model", 0, {"restored": True})
             else:
-                hooks.step("model", 0, {"restored": False, **self.fit_model(train, val, hooks.callback("model"))})
+                info = self.fit_model(train, val, hooks.callback("model"), deployment)
+                hooks.step("model", 0, {"restored": False, **info})
         if phase in ("new", "model"):
             if "bc" in c.restore:
                 self.restore_from("bc", data)
             else:
-                self.fit_bc(data, hooks.callback("bc"))
-            self.init_policy(data)
+                self.fit_bc(bc_data, hooks.callback("bc"), deployment)
+            self.init_policy(data, deployment)
             for part in ("policy", "value"):
                 if part in c.restore:
                     self.restore_from(part, data)
             if c.pretrain_value:
                 self.pretrain_value(data)
             hooks.step("bc", 0, {"restored": "bc" in c.restore})
-        for itr in range(start, c.outer_iterations):
+        for itr in range(start, c.outer_iterations if end is None else end):
             if hooks.step("trpo", itr, self.trpo_chunk(itr)) is False:
                 return
 
     # ------------------------------------------------------------------ state for checkpoints
     def state_arrays(self, phase: str) -> dict:
-        """The arrays a checkpoint after ``phase`` holds ("model": the fitted ensemble only)."""
+        """The arrays a checkpoint after ``phase`` holds (after the first model fit: the ensemble only)."""
         state = {"ens": self.ens, "norm": self.norm}
-        if phase != "model":
+        if self.trpo is not None:
             state["bc"] = self.bc
             state["trpo"] = self.trpo._replace(ens_params=None, norm=None, start_obs=None)
         arrays = {}
         for name, tree in state.items():
             arrays.update(pytree_to_arrays(tree, name))
-        if phase != "model":
+        if self.trpo is not None:
             arrays["start_obs"] = np.asarray(self.trpo.start_obs)
         return arrays
 
@@ -277,10 +282,11 @@ class ModelBasedLearner:
 
     def restore(self, arrays_path: Path, phase: str, data) -> dict:
         """Take the whole state of this run's own checkpoint (after ``phase``); returns its meta."""
-        names = ("ens", "norm") if phase == "model" else ("ens", "norm", "bc", "trpo")
+        full = "start_obs" in load_checkpoint(arrays_path)[0]
+        names = ("ens", "norm", "bc", "trpo") if full else ("ens", "norm")
         state, arrays, meta = self.read(arrays_path, names, data)
         self.ens, self.norm = state["ens"], state["norm"]
-        if phase != "model":
+        if full:
             self.bc = state["bc"]
             self.trpo = state["trpo"]._replace(ens_params=self.ens.params, norm=self.norm,
                                                start_obs=jnp.asarray(arrays["start_obs"]))

@@ -72,15 +72,30 @@ def learner_config(exp: Experiment) -> ModelBasedConfig:
 
 
 class OfflineRun:
-    """One seed of BREMEN (or ME-TRPO) offline. ``run()`` returns the summary dict (also in summary.json)."""
+    """One seed of BREMEN (or ME-TRPO) offline. ``run()`` returns the summary dict (also in summary.json).
+
+    Its hooks (``callback``, ``step``) serve the recursive loop too (bremen.loops.recursive), which adds
+    columns through ``progress_keys`` / ``progress_row_extra`` and checkpoint fields through
+    ``checkpoint_extra``.
+    """
+
+    script = "offline"
+    progress_keys = PROGRESS_KEYS
+    data_label = "behavior data"
 
     def __init__(self, exp: Experiment, resume: bool = False, force: bool = False, progress: bool = True,
-                 stop_after: Optional[int] = None):
+                 stop_after: Optional[int] = None, check_data: bool = True):
         self.exp, self.progress, self.stop_after = exp, progress, stop_after
         self.task = make_task(exp.task)
         self.dir = exp.run_dir
-        if not exp.data_path.is_file():
+        self.checkpoint_extra: dict = {}
+        self.first_chunk = 0  # the outer iteration the current batch's TRPO chunks start at
+        if check_data and not exp.data_path.is_file():
             raise UserError(missing_data_message(exp))
+        if resume and (self.dir / CHECKPOINT).is_file():
+            kind = load_checkpoint(self.dir / CHECKPOINT)[1]["config"].get("script")
+            if kind != self.script:
+                raise UserError(f"--resume: {self.dir} holds a {kind} run; resume it with {kind}.py")
         self.resume = prepare_run_dir(self.dir, resume, force)
         self.learner = ModelBasedLearner(self.task, learner_config(exp), exp.seed, say=self._say)
         self.eval_env = self.task.make_env()
@@ -105,7 +120,7 @@ class OfflineRun:
     def save(self, phase: str, itr: int):
         meta = {"phase": phase, "next_iteration": itr, "best_return": self.best_return, "best_iteration": self.best_itr,
                 "bc_return": self.bc_return, **self.learner.state_meta(), "behavior": self.behavior,
-                "bremen_version": __version__, "config": self.exp.to_dict()}
+                "bremen_version": __version__, "config": self.exp.to_dict(), **self.checkpoint_extra}
         save_checkpoint(self.dir / CHECKPOINT, self.learner.state_arrays(phase), meta)
 
     def restore(self) -> tuple[str, int]:
@@ -154,14 +169,16 @@ class OfflineRun:
     def _close_bar(self, phase: str) -> float:
         if phase in self._bars:
             self._bars.pop(phase).close()
-        return time.time() - self._t0.pop(phase, time.time())
+        seconds = time.time() - self._t0.pop(phase, time.time())
+        self._phase_times[f"time_{phase}"] = seconds
+        return seconds
 
     def _after_model(self, info: dict) -> None:
         seconds = self._close_bar("model")
         if not info["restored"]:
             self._say(f"dynamics: {info['epochs']} epochs, validation MSE {self.learner.model_val_loss:.4f} "
                       f"(members {np.array2string(info['val_members'], precision=4)}), {seconds:.0f}s")
-        self.save("model", 0)
+        self.save("model", self.first_chunk)
 
     def _after_bc(self, info: dict) -> None:
         seconds = self._close_bar("bc")
@@ -172,11 +189,11 @@ class OfflineRun:
             self._say(f"behavior cloning: loss {L.bc_loss:.4f}, real return {self.bc_return:.1f} "
                       f"({ev['episodes']} episodes), {seconds:.0f}s")
         self._export("policy_bc", ev, -1, L.bc_policy(), algorithm="bc")
-        self.save("bc", 0)
-        self._start_trpo(0)
+        self.save("bc", self.first_chunk)
+        self._start_trpo(self.first_chunk)
 
     def _start_trpo(self, start: int) -> None:
-        self._say(f"behavior data return {self.behavior['mean']:.1f} ({self.behavior['episodes']} episodes), "
+        self._say(f"{self.data_label} return {self.behavior['mean']:.1f} ({self.behavior['episodes']} episodes), "
                   f"BC return {self.bc_return:.1f}")
         n_iters = self.exp.flags["onpol_iters"]
         self._bar = tqdm(total=n_iters, initial=start, desc=ALGORITHM_LABELS[self.exp.flags["algorithm"]],
@@ -199,7 +216,8 @@ class OfflineRun:
             for k, v in row.items():
                 self.tb.add_scalar(f"trpo/{k}", float(v), itr * iters + i)
         last = {k: float(info[k][-1]) for k in TRPO_KEYS[2:9]}
-        row = {"Iteration": itr, **{k: ev[k] for k in ("episode_mean", "episode_min", "episode_max", "episode_std",
+        self._phase_times["time_trpo_and_eval"] = self._phase_times.get("time_trpo_and_eval", 0.0) + t_trpo + t_eval
+        row = {"Iteration": itr, **self.progress_row_extra(), **{k: ev[k] for k in ("episode_mean", "episode_min", "episode_max", "episode_std",
                                                         "episodes")},
                "TotalSamples": len(self.data), **last,
                "imagined_return": float(np.mean(info["imagined_return"])),
@@ -224,24 +242,35 @@ class OfflineRun:
             return False
         return None
 
+    def progress_row_extra(self) -> dict:
+        return {}
+
+    def summary_extra(self) -> dict:
+        return {}
+
+    def open_logs(self, phase: str, start: int) -> None:
+        """params.json, progress.csv and trpo.csv (cut back to the checkpoint on resume), TensorBoard."""
+        exp = self.exp
+        (self.dir / CONFIG_FILE).write_text(json.dumps(exp.to_dict(), indent=2) + "\n")
+        self.progress_log = CSVLog(self.dir / "progress.csv", self.progress_keys)
+        self.inner_log = CSVLog(self.dir / "trpo.csv", TRPO_KEYS)
+        last = start - 1 if phase == "trpo" else start - 1 if self.resume else None
+        if last is not None:
+            self.progress_log.truncate("Iteration", last)
+            self.inner_log.truncate("Iteration", last)
+        self.tb = TensorBoard(self.dir / "tb", purge_step=start * exp.trpo.iterations if self.resume else None)
+
     # ------------------------------------------------------------------ main
     def run(self) -> dict:
-        exp = self.exp
         self.load_data()
         self.best_return, self.best_itr = -np.inf, -1
         self.bc_return = None
-        self._bars, self._t0, self.stopped = {}, {}, False
+        self._bars, self._t0, self._phase_times, self.stopped = {}, {}, {}, False
         phase, start = "new", 0
         if self.resume:
             phase, start = self.restore()
             self._say(f"resuming {self.dir} after phase {phase!r} at iteration {start}")
-        (self.dir / CONFIG_FILE).write_text(json.dumps(exp.to_dict(), indent=2) + "\n")
-        self.progress_log = CSVLog(self.dir / "progress.csv", PROGRESS_KEYS)
-        self.inner_log = CSVLog(self.dir / "trpo.csv", TRPO_KEYS)
-        if phase == "trpo":
-            self.progress_log.truncate("Iteration", start - 1)
-            self.inner_log.truncate("Iteration", start - 1)
-        self.tb = TensorBoard(self.dir / "tb", purge_step=start * exp.trpo.iterations if self.resume else None)
+        self.open_logs(phase, start)
         if phase in ("bc", "trpo"):
             self._start_trpo(start)
         try:
@@ -270,7 +299,7 @@ class OfflineRun:
             "behavior_return": self.behavior["mean"], "bc_return": self.bc_return,
             "final_return": final_ev.get("episode_mean"), "best_return": self.best_return,
             "best_iteration": self.best_itr, "outer_iterations": n_iters,
-            "trpo_iterations": n_iters * exp.trpo.iterations,
+            "trpo_iterations": n_iters * exp.trpo.iterations, **self.summary_extra(),
         }
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary

@@ -1,0 +1,59 @@
+"""``recursive.py`` / ``bremen recursive``: deployment-efficient BREMEN (or ME-TRPO) from scratch.
+
+The original's flags (``--n_train`` = total real steps, ``--onpol_iters`` outer iterations, ``--interval``
+outer iterations per deployment) or the plainer ``--deployments N --batch_size B``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bremen.flags import add_original_flags
+
+DESCRIPTION = ("Deployment-efficient BREMEN: learn from scratch in a few deployments, each collecting a batch of "
+               "real steps with the current policy (the first with random actions) and retraining the ensemble, "
+               "BC and TRPO on the data so far.")
+
+
+def build_parser(prog: str = "recursive.py") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+    add_original_flags(p, "recursive")
+    return p
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("recursive", help="deployment-efficient BREMEN from scratch (same flags as recursive.py)",
+                       description=DESCRIPTION)
+    add_original_flags(p, "recursive")
+    p.set_defaults(func=run_recursive)
+
+
+def run_recursive(args) -> int:
+    from bremen.experiment import resolve
+    from bremen.loops.recursive import RecursiveRun, deployment_table
+
+    exps = resolve(args, "recursive")
+    runs = [RecursiveRun(exp, resume=args.resume, force=args.force) for exp in exps]
+    summaries = []
+    for run in runs:
+        print(f"run directory: {run.dir}{' (resuming)' if run.resume else ''}; {run.deployments} deployments of "
+              f"{run.batch_size} real steps, {run.interval} outer iterations each", file=sys.stderr)
+        try:
+            summaries.append(run.run())
+        except KeyboardInterrupt:
+            kept = "keeps the last checkpoint" if (run.dir / "checkpoint.npz").exists() else "has no checkpoint yet"
+            print(f"interrupted; {run.dir} {kept}: run the same command with --resume to continue", file=sys.stderr)
+            raise
+    print(deployment_table(summaries))
+    for s in summaries:
+        print(f"{s['task']} seed {s['seed']}: run directory {s['run_dir']}/ (deployments.csv, deployments.png, "
+              f"progress.csv, deployments/*.h5, policy_final/, policy_best/)")
+    return 0
+
+
+def main(argv=None) -> int:
+    from bremen.cli import run
+
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    return run(run_recursive, args)
