@@ -7,6 +7,15 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
+def one_line_error(out, *fragments):
+    """A command's user-error exit: status 2 and one ``bremen: error:`` line naming every fragment."""
+    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
+    err = out.stderr.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("bremen: error: "), err
+    for f in fragments:
+        assert f in err, (f, err)
+
+
 def make_hopper_data(path) -> None:
     """Write 6,000 random-action hopper transitions in bremen's format to ``path`` (deterministic)."""
     import bremen.tasks as T

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import one_line_error
 
 import bremen.tasks as T
 from bremen.data import Dataset, load_dataset, save_dataset
@@ -99,14 +100,6 @@ def test_resume_after_kill_matches_uninterrupted_run(hopper_data, tmp_path):
     for k in ca.files:
         if k != "__meta_json__":
             np.testing.assert_array_equal(ca[k], cb[k], err_msg=k)
-
-
-def one_line_error(out, *fragments):
-    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
-    err = out.stderr.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("bremen: error: "), err
-    for f in fragments:
-        assert f in err, (f, err)
 
 
 def test_missing_dataset_names_the_collect_command(tmp_path):

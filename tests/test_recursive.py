@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import one_line_error
 
 from bremen.loops.offline import TIMING_KEYS
 
@@ -100,14 +101,6 @@ def test_resume_after_kill_matches_an_uninterrupted_run(marker, full_run, tmp_pa
         np.testing.assert_array_equal(pa[k], pb[k], err_msg=k)
 
 
-def one_line(out, *fragments):
-    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
-    err = out.stderr.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("bremen: error: "), err
-    for f in fragments:
-        assert f in err, (f, err)
-
-
 @pytest.mark.parametrize("extra,fragment", [
     (["--deployments", "0"], "--deployments must be positive"),
     (["--batch_size", "500"], "--batch_size 500"),
@@ -116,9 +109,9 @@ def one_line(out, *fragments):
     (["--n_train", "100"], "less than one 1000-step path"),
     (["--log_dir", "/proc/bremen_run"], "cannot write there"),
 ])
-def test_bad_input_is_one_line(extra, fragment, tmp_path):
+def test_bad_input_is_one_line_error(extra, fragment, tmp_path):
     args = [*SMOKE, *extra] if "--log_dir" in extra else [*SMOKE, "--log_dir", tmp_path / "r", *extra]
-    one_line(recursive(*args), fragment)
+    one_line_error(recursive(*args), fragment)
     assert not (tmp_path / "r" / "deployments").exists()
 
 
@@ -127,10 +120,10 @@ def test_resume_refuses_a_run_of_the_other_script(full_run, hopper_data, tmp_pat
     out = subprocess.run([sys.executable, str(ROOT / "offline.py"), *SMOKE, "--data_path", str(hopper_data),
                           "--log_dir", str(tmp_path / "off"), "--onpol_iters", "1"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    one_line(recursive(*SMOKE, "--log_dir", tmp_path / "off", "--resume"), "offline run", "offline.py")
+    one_line_error(recursive(*SMOKE, "--log_dir", tmp_path / "off", "--resume"), "offline run", "offline.py")
     out = subprocess.run([sys.executable, str(ROOT / "offline.py"), *SMOKE, "--data_path", str(hopper_data),
                           "--log_dir", str(full), "--resume"], capture_output=True, text=True)
-    one_line(out, "recursive run", "recursive.py")
+    one_line_error(out, "recursive run", "recursive.py")
 
 
 # The original README's recursive commands (ORIGINAL.md §2.2): n_train / onpol_iters / interval per task.

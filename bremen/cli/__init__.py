@@ -57,6 +57,20 @@ def run(func, args) -> int:
     return 0 if rc is None else int(rc)
 
 
+def run_each(runs, describe=lambda run: "") -> list[dict]:
+    """Run each training run in turn, naming its directory first; on Ctrl-C, say how to continue."""
+    summaries = []
+    for r in runs:
+        print(f"run directory: {r.dir}{' (resuming)' if r.resume else ''}{describe(r)}", file=sys.stderr)
+        try:
+            summaries.append(r.run())
+        except KeyboardInterrupt:
+            kept = "keeps the last checkpoint" if (r.dir / "checkpoint.npz").exists() else "has no checkpoint yet"
+            print(f"interrupted; {r.dir} {kept}: run the same command with --resume to continue", file=sys.stderr)
+            raise
+    return summaries
+
+
 def _leave_after_interrupt(code: int) -> None:
     """End an interrupted process without tearing down the interpreter once JAX is loaded.
 

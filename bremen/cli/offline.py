@@ -43,6 +43,7 @@ def ensure_demo_data(exp) -> None:
 
 
 def run_offline(args, demo: bool) -> int:
+    from bremen.cli import run_each
     from bremen.experiment import resolve
     from bremen.loops.offline import OfflineRun, summary_table
 
@@ -53,15 +54,7 @@ def run_offline(args, demo: bool) -> int:
     # every seed's inputs and run directory are checked before the first one starts
     runs = [OfflineRun(exp, resume=args.resume or (demo and (exp.run_dir / "checkpoint.npz").exists()),
                        force=args.force) for exp in exps]
-    summaries = []
-    for run in runs:
-        print(f"run directory: {run.dir}{' (resuming)' if run.resume else ''}", file=sys.stderr)
-        try:
-            summaries.append(run.run())
-        except KeyboardInterrupt:
-            kept = "keeps the last checkpoint" if (run.dir / "checkpoint.npz").exists() else "has no checkpoint yet"
-            print(f"interrupted; {run.dir} {kept}: run the same command with --resume to continue", file=sys.stderr)
-            raise
+    summaries = run_each(runs)
     print(summary_table(summaries))
     for s in summaries:
         d = s["run_dir"]

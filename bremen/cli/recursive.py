@@ -30,21 +30,14 @@ def add_parser(sub) -> None:
 
 
 def run_recursive(args) -> int:
+    from bremen.cli import run_each
     from bremen.experiment import resolve
     from bremen.loops.recursive import RecursiveRun, deployment_table
 
     exps = resolve(args, "recursive")
     runs = [RecursiveRun(exp, resume=args.resume, force=args.force) for exp in exps]
-    summaries = []
-    for run in runs:
-        print(f"run directory: {run.dir}{' (resuming)' if run.resume else ''}; {run.deployments} deployments of "
-              f"{run.batch_size} real steps, {run.interval} outer iterations each", file=sys.stderr)
-        try:
-            summaries.append(run.run())
-        except KeyboardInterrupt:
-            kept = "keeps the last checkpoint" if (run.dir / "checkpoint.npz").exists() else "has no checkpoint yet"
-            print(f"interrupted; {run.dir} {kept}: run the same command with --resume to continue", file=sys.stderr)
-            raise
+    summaries = run_each(runs, lambda r: f"; {r.deployments} deployments of {r.batch_size} real steps, "
+                                          f"{r.interval} outer iterations each")
     print(deployment_table(summaries))
     for s in summaries:
         print(f"{s['task']} seed {s['seed']}: run directory {s['run_dir']}/ (deployments.csv, deployments.png, "
