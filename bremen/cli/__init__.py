@@ -30,8 +30,8 @@ SUBCOMMAND_MODULES = [
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bremen",
-        description="Model-based offline RL: BREMEN and ME-TRPO on fixed datasets, SAC behavior policies, "
-        "data collection, dataset tools, policy evaluation and videos.",
+        description="Model-based offline and deployment-efficient RL: BREMEN and ME-TRPO on fixed datasets and "
+        "in a few deployments, SAC behavior policies, data collection, dataset tools, policy evaluation and videos.",
     )
     parser.add_argument("--version", action="version", version=f"bremen {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
