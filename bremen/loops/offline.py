@@ -196,8 +196,7 @@ class OfflineRun:
         self._say(f"{self.data_label} return {self.behavior['mean']:.1f} ({self.behavior['episodes']} episodes), "
                   f"BC return {self.bc_return:.1f}")
         n_iters = self.exp.flags["onpol_iters"]
-        self._bar = tqdm(total=n_iters, initial=start, desc=ALGORITHM_LABELS[self.exp.flags["algorithm"]],
-                         unit="itr", disable=not self.progress)
+        self._bar = tqdm(total=n_iters, initial=start, desc=self.bar_label(), unit="itr", disable=not self.progress)
         self._t_run = self._t_chunk = time.time()
 
     def _after_trpo(self, itr: int, info: dict):
@@ -241,6 +240,9 @@ class OfflineRun:
             self.stopped = True
             return False
         return None
+
+    def bar_label(self) -> str:
+        return ALGORITHM_LABELS[self.exp.flags["algorithm"]]
 
     def progress_row_extra(self) -> dict:
         return {}

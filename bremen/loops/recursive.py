@@ -93,8 +93,10 @@ class RecursiveRun(OfflineRun):
         return {"deployment": self.deployment, "real_samples": len(self.data),
                 "deployed_return": self.deployed["mean"]}
 
+    def bar_label(self) -> str:
+        return f"{super().bar_label()} deployment {self.deployment}/{self.deployments - 1}"
+
     def run(self) -> dict:
-        exp = self.exp
         self.best_return, self.best_itr = -np.inf, -1
         self.bc_return = None
         self._bars, self._t0, self.stopped = {}, {}, False
