@@ -108,6 +108,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(marker, full_run, tmp_pa
     (["--deployments", "4", "--onpol_iters", "7"], "give one of --deployments and --onpol_iters"),
     (["--n_train", "100"], "less than one 1000-step path"),
     (["--log_dir", "/proc/bremen_run"], "cannot write there"),
+    (["--data_path", "data/hopper/pure.h5"], "collects its own data"),
 ])
 def test_bad_input_is_one_line_error(extra, fragment, tmp_path):
     args = [*SMOKE, *extra] if "--log_dir" in extra else [*SMOKE, "--log_dir", tmp_path / "r", *extra]
