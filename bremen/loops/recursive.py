@@ -153,6 +153,7 @@ class RecursiveRun(OfflineRun):
     def _plot(self) -> None:
         """deployments.png: evaluation return against deployments and against real samples."""
         import matplotlib
+        import matplotlib.ticker
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -172,9 +173,11 @@ class RecursiveRun(OfflineRun):
             ax.set_ylabel("return")
             ax.grid(alpha=0.3)
         axes[0].set_xticks(d)
-        axes[0].legend(fontsize=8)
+        axes[1].xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / 1000:g}k"))
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False)
         fig.suptitle(f"{self.exp.flags['algorithm']} recursive on {self.exp.task}, seed {self.exp.seed}")
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
         fig.savefig(self.dir / "deployments.png", dpi=90)
         plt.close(fig)
 
