@@ -23,8 +23,6 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-
 import bremen.tasks as T  # noqa: E402
 from bremen.io.policy_io import load_policy  # noqa: E402
 from bremen.io.video import VideoSettings, record_videos  # noqa: E402

@@ -24,7 +24,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from bremen.algos import me_trpo
 from bremen.algos.bc import BCConfig

@@ -70,7 +70,7 @@ def test_later_deployments_warm_start_the_model_and_accumulate_bc_statistics(hop
     import bremen.tasks as T
 
     data = load_dataset(str(hopper_data))
-    first, second = data.subsample(3000, mode="prefix", seed=0), None
+    first = data.subsample(3000, mode="prefix", seed=0)
     second = type(data).from_arrays({k: getattr(data, k)[3000:] for k in (
         "observations", "actions", "rewards", "next_observations", "terminals", "timeouts")}, metadata=data.metadata)
     for algorithm, extra in (("bremen", []), ("me_trpo", ["--algorithm", "me_trpo"])):
@@ -82,7 +82,7 @@ def test_later_deployments_warm_start_the_model_and_accumulate_bc_statistics(hop
         L.fit_bc(first)
         L.init_policy(first)
         L.trpo_chunk(0)
-        ens_before, bc_count, policy_before = L.ens, float(L.bc.stats.count), L.trpo.policy
+        bc_count, policy_before = float(L.bc.stats.count), L.trpo.policy
         step_before = int(L.ens.opt_state[0].count)
         tr2, va2 = second.split(0.15, by="order")
         L.fit_model(tr2, va2, deployment=1)

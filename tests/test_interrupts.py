@@ -6,7 +6,6 @@ step is being compiled.
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys

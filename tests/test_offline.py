@@ -14,7 +14,7 @@ import pytest
 from conftest import one_line_error
 
 import bremen.tasks as T
-from bremen.data import Dataset, load_dataset, save_dataset
+from bremen.data import load_dataset
 from bremen.learners.model_based import imaginary_starts
 from bremen.loops.offline import TIMING_KEYS
 

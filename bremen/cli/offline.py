@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from bremen.errors import UserError
 from bremen.flags import add_original_flags
 
 DEMO_TASK = "half_cheetah"

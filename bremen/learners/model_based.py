@@ -266,13 +266,15 @@ class ModelBasedLearner:
         return {"ens": ens, "norm": norm, "bc": bc, "trpo": trpo._replace(ens_params=None, norm=None, start_obs=None)}
 
     def read(self, path: Path, names, data) -> tuple[dict, dict, dict]:
-        """(pytrees ``names``, raw arrays, meta) of a checkpoint, checked against this learner's sizes."""
+        """(pytrees ``names``, raw arrays, meta) of a checkpoint, checked against this learner's sizes.
+        ``names`` may be a function of the checkpoint's arrays."""
         path = Path(path)
         if path.is_dir():
             path = path / CHECKPOINT_FILE
         if not path.is_file():
             raise UserError(f"{path}: no checkpoint there; --restore_path takes a bremen run directory")
         arrays, meta = load_checkpoint(path)
+        names = names(arrays) if callable(names) else names
         tmpl = self._templates(data)
         try:
             return {n: arrays_to_pytree(tmpl[n], arrays, n) for n in names}, arrays, meta
@@ -280,13 +282,13 @@ class ModelBasedLearner:
             raise UserError(f"{path}: cannot restore {', '.join(names)} ({e}); it comes from a run with other "
                             f"network sizes or an earlier phase") from None
 
-    def restore(self, arrays_path: Path, phase: str, data) -> dict:
-        """Take the whole state of this run's own checkpoint (after ``phase``); returns its meta."""
-        full = "start_obs" in load_checkpoint(arrays_path)[0]
-        names = ("ens", "norm", "bc", "trpo") if full else ("ens", "norm")
-        state, arrays, meta = self.read(arrays_path, names, data)
+    def restore(self, path: Path, data) -> dict:
+        """Take the whole state of this run's own checkpoint; returns its meta. A checkpoint written before
+        the first policy existed (after the first model fit) holds the ensemble only."""
+        state, arrays, meta = self.read(
+            path, lambda a: ("ens", "norm", "bc", "trpo") if "start_obs" in a else ("ens", "norm"), data)
         self.ens, self.norm = state["ens"], state["norm"]
-        if full:
+        if "trpo" in state:
             self.bc = state["bc"]
             self.trpo = state["trpo"]._replace(ens_params=self.ens.params, norm=self.norm,
                                                start_obs=jnp.asarray(arrays["start_obs"]))

@@ -124,11 +124,10 @@ class OfflineRun:
         save_checkpoint(self.dir / CHECKPOINT, self.learner.state_arrays(phase), meta)
 
     def restore(self) -> tuple[str, int]:
-        phase = load_checkpoint(self.dir / CHECKPOINT)[1]["phase"]
-        meta = self.learner.restore(self.dir / CHECKPOINT, phase, self.data)
+        meta = self.learner.restore(self.dir / CHECKPOINT, self.data)
         self.best_return, self.best_itr = meta["best_return"], meta["best_iteration"]
         self.bc_return, self.behavior = meta["bc_return"], meta["behavior"]
-        return phase, meta["next_iteration"]
+        return meta["phase"], meta["next_iteration"]
 
     # ------------------------------------------------------------------ hooks the learner calls
     def callback(self, phase: str):
@@ -256,10 +255,9 @@ class OfflineRun:
         (self.dir / CONFIG_FILE).write_text(json.dumps(exp.to_dict(), indent=2) + "\n")
         self.progress_log = CSVLog(self.dir / "progress.csv", self.progress_keys)
         self.inner_log = CSVLog(self.dir / "trpo.csv", TRPO_KEYS)
-        last = start - 1 if phase == "trpo" else start - 1 if self.resume else None
-        if last is not None:
-            self.progress_log.truncate("Iteration", last)
-            self.inner_log.truncate("Iteration", last)
+        if self.resume:  # drop rows written after the checkpoint
+            self.progress_log.truncate("Iteration", start - 1)
+            self.inner_log.truncate("Iteration", start - 1)
         self.tb = TensorBoard(self.dir / "tb", purge_step=start * exp.trpo.iterations if self.resume else None)
 
     # ------------------------------------------------------------------ main

@@ -29,7 +29,7 @@ from bremen.io.checkpoint import load_checkpoint
 from bremen.io.csvlog import CSVLog
 from bremen.loops.evaluation import dataset_return, derived_seed
 from bremen.loops.offline import PROGRESS_KEYS, OfflineRun
-from bremen.loops.run import CHECKPOINT, prepare_run_dir
+from bremen.loops.run import CHECKPOINT
 
 DEPLOY_STREAM = 5  # derived_seed stream of the deployments' env resets and action noise
 RECURSIVE_KEYS = ["deployment", "real_samples", "deployed_return"]
@@ -50,16 +50,21 @@ class RecursiveRun(OfflineRun):
         super().__init__(exp, resume, force, progress, stop_after, check_data=False)
         self.deployments, self.batch_size = exp.flags["deployments"], exp.flags["batch_size"]
         self.interval = exp.flags["interval"]
+        self._batches: dict = {}
 
     # ------------------------------------------------------------------ data
     def deployment_path(self, d: int) -> Path:
         return self.dir / "deployments" / f"deployment_{d}.h5"
 
     def deployment_batch(self, d: int):
-        """Deployment ``d``'s real batch: read back if written, else collected now and written once."""
+        """Deployment ``d``'s real batch: read back if written, else collected now and written once. What
+        training sees is always the file's content, so a resumed run trains on exactly the same arrays."""
+        if d in self._batches:
+            return self._batches[d]
         path = self.deployment_path(d)
         if path.is_file():
-            return load_dataset(str(path), task=self.task)
+            self._batches[d] = load_dataset(str(path), task=self.task)
+            return self._batches[d]
         random = d == 0
         policy = None if random else self.learner.policy()
         meta = {"deployment": d, "policy": "uniform random" if random else f"{self.exp.flags['algorithm']} after "
@@ -72,7 +77,7 @@ class RecursiveRun(OfflineRun):
                         derived_seed(self.exp.seed, DEPLOY_STREAM, d), self.progress, meta)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_dataset(batch, str(path))
-        return load_dataset(str(path), task=self.task)
+        return self.deployment_batch(d)
 
     def data_so_far(self, d: int):
         """(all batches, BC data, model train, model val) after deployment ``d``; each batch split 85/15."""
