@@ -149,3 +149,19 @@ def test_original_readme_recursive_commands_resolve_to_their_deployment_plan(env
     deployments = 10 if env in ("hopper", "walker2d") else 5
     assert (exp.flags["deployments"], exp.flags["batch_size"]) == (deployments, 200_000)
     assert exp.trpo.target_kl == float(ORIGINAL_COMMANDS[env][1]) and exp.flags["bc_init"]
+
+
+@pytest.mark.parametrize("env", list(ORIGINAL_COMMANDS))
+def test_original_readme_recursive_commands_run_unchanged_under_smoke(env, tmp_path):
+    """Each README command with only ``--preset smoke --log_dir`` added runs: the deployments it asks for (hopper
+    and walker2d give their plan; the others leave it to the preset, and smoke's is 3), one path each."""
+    cmd = ["--env", env, "--exp_name", f"{env}_recursive", "--param_path", f"configs/params_{env}_offline.json",
+           "--bc_init", *ORIGINAL_COMMANDS[env], "--random_seeds", "0", "--gaussian", "0.1", "--const_sampling"]
+    out = recursive(*cmd, "--preset", "smoke", "--log_dir", tmp_path / "run")
+    assert out.returncode == 0, out.stderr[-2000:]
+    deployments = 10 if env in ("hopper", "walker2d") else 3
+    rows = list(csv.DictReader(open(tmp_path / "run" / "deployments.csv")))
+    assert [int(r["deployment"]) for r in rows] == list(range(deployments))
+    assert len(list((tmp_path / "run" / "deployments").glob("deployment_*.h5"))) == deployments
+    params = json.loads((tmp_path / "run" / "params.json").read_text())
+    assert params["flags"]["target_kl"] == float(ORIGINAL_COMMANDS[env][1]) and params["flags"]["bc_init"]
