@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from bremen import __version__
 from bremen.models import normalizer as N
-from bremen.models.dynamics import DynamicsConfig, ensemble_init, train_epochs
+from bremen.models.dynamics import DynamicsConfig, ensemble_init, epoch_orders, train_epochs
 from bremen.models.model_env import ModelEnv, rollout
 from bremen.models.policy import policy_init
 
@@ -67,7 +67,8 @@ def fit_gflops(hidden: int, steps: int, repeats: int) -> dict:
     holder = {"state": state}
 
     def call():
-        holder["state"], mse = train_epochs(holder["state"], active, x, y, jax.random.PRNGKey(3), cfg.lr, 1e-6, 1, 1,
+        orders = epoch_orders(jax.random.PRNGKey(3), 1, 1, cfg.ensemble_size, n)
+        holder["state"], mse = train_epochs(holder["state"], active, x, y, orders, cfg.lr, 1e-6, 1, 1,
                                             cfg.batch_size)
         return mse
 

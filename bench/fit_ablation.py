@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from ensemble_flops import OBS, ACT, best_time, mlp_flops, peak_gflops
-from bremen.models.dynamics import DynamicsConfig, ensemble_init, train_epochs
+from bremen.models.dynamics import DynamicsConfig, ensemble_init, epoch_orders, train_epochs
 from bremen.models.nets import mlp_apply
 
 
@@ -74,8 +74,9 @@ def main() -> None:
     bare = bare_epoch(cfg)
 
     def call_train():
-        state["train"], _ = train_epochs(state["train"], active, x, y, jax.random.PRNGKey(3), cfg.lr, 1e-6, 1, 1,
-                                         cfg.batch_size)
+        orders = epoch_orders(jax.random.PRNGKey(3), 1, 1, cfg.ensemble_size, n)
+        state["train"], _ = train_epochs(state["train"], active, x, y, orders, cfg.lr, 1e-6, 1, 1,
+                                            cfg.batch_size)
         return state["train"].params
 
     def call_bare():
