@@ -26,7 +26,8 @@ def recursive(*args, cwd=ROOT):
 
 def rows(path: Path, drop=TIMING_KEYS):
     with open(path) as f:
-        return [{k: v for k, v in r.items() if k not in drop and not k.startswith("time_")} for r in csv.DictReader(f)]
+        return [{k: v for k, v in r.items() if k not in drop and not k.startswith("time_") and k != "peak_rss_mb"}
+                for r in csv.DictReader(f)]
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +166,15 @@ def test_original_readme_recursive_commands_run_unchanged_under_smoke(env, tmp_p
     assert len(list((tmp_path / "run" / "deployments").glob("deployment_*.h5"))) == deployments
     params = json.loads((tmp_path / "run" / "params.json").read_text())
     assert params["flags"]["target_kl"] == float(ORIGINAL_COMMANDS[env][1]) and params["flags"]["bc_init"]
+
+
+def test_every_deployment_ends_with_a_ten_episode_evaluation_and_its_policy(full_run):
+    full, _ = full_run
+    rows = list(csv.DictReader(open(full / "deployments.csv")))
+    for r in rows:
+        assert int(r["final_episodes"]) == 10 and float(r["final_return_stderr"]) >= 0
+        assert float(r["peak_rss_mb"]) > 100
+        meta = json.loads((full / f"policy_deployment{r['deployment']}" / "policy.json").read_text())
+        assert meta["return"]["episode_mean"] == pytest.approx(float(r["final_return"]), rel=1e-5)
+    summary = json.loads((full / "summary.json").read_text())
+    assert summary["deployment_returns"] == pytest.approx([float(r["final_return"]) for r in rows], rel=1e-5)

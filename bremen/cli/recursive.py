@@ -45,7 +45,7 @@ def run_recursive(args) -> int:
     print(deployment_table(summaries))
     for s in summaries:
         print(f"{s['task']} seed {s['seed']}: run directory {s['run_dir']}/ (deployments.csv, deployments.png, "
-              f"progress.csv, deployments/*.h5, policy_final/, policy_best/)")
+              f"progress.csv, deployments/*.h5, policy_deployment<d>/, policy_final/, policy_best/)")
     return 0
 
 

@@ -214,7 +214,8 @@ class OfflineRun:
             for k, v in row.items():
                 self.tb.add_scalar(f"trpo/{k}", float(v), itr * iters + i)
         last = {k: float(info[k][-1]) for k in TRPO_KEYS[2:9]}
-        self._phase_times["time_trpo_and_eval"] = self._phase_times.get("time_trpo_and_eval", 0.0) + t_trpo + t_eval
+        for key, seconds in (("time_trpo", t_trpo), ("time_eval", t_eval)):
+            self._phase_times[key] = self._phase_times.get(key, 0.0) + seconds
         row = {"Iteration": itr, **self.progress_row_extra(), **{k: ev[k] for k in ("episode_mean", "episode_min", "episode_max", "episode_std",
                                                         "episodes")},
                "TotalSamples": len(self.data), **last,
@@ -304,12 +305,13 @@ class OfflineRun:
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
-    def _export(self, name: str, ev: dict, itr: int, policy, algorithm: Optional[str] = None):
+    def _export(self, name: str, ev: dict, itr: int, policy, algorithm: Optional[str] = None,
+                protocol: Optional[str] = None):
         """``name/`` in the weights/ format, with the return it was evaluated at."""
         meta = {"task": self.exp.task, "algorithm": algorithm or self.exp.flags["algorithm"], "seed": self.exp.seed,
                 "iteration": itr,
                 "return": {k: ev.get(k) for k in ("episode_mean", "episode_min", "episode_max", "episodes")},
-                "return_protocol": f"deterministic mean action, >= {self.exp.eval_steps} real steps",
+                "return_protocol": protocol or f"deterministic mean action, >= {self.exp.eval_steps} real steps",
                 "dataset": str(self.exp.data_path), "bremen_version": __version__}
         save_policy(self.dir / name, policy, meta)
 

@@ -15,6 +15,7 @@ that a resume would trust, and a resumed run reads the batches it already has.
 
 from __future__ import annotations
 
+import resource
 import time
 from pathlib import Path
 from typing import Optional
@@ -27,15 +28,19 @@ from bremen.data.dataset import concat, save_dataset
 from bremen.experiment import Experiment
 from bremen.io.checkpoint import load_checkpoint
 from bremen.io.csvlog import CSVLog
-from bremen.loops.evaluation import dataset_return, derived_seed
+from bremen.loops.evaluation import dataset_return, derived_seed, evaluate_policy
 from bremen.loops.offline import PROGRESS_KEYS, OfflineRun
 from bremen.loops.run import CHECKPOINT
 
 DEPLOY_STREAM = 5  # derived_seed stream of the deployments' env resets and action noise
 RECURSIVE_KEYS = ["deployment", "real_samples", "deployed_return"]
 DEPLOYMENT_KEYS = ["deployment", "real_samples", "batch_size", "deployed_return", "deployed_episodes",
-                   "eval_return", "best_return", "model_val_loss", "bc_loss", "bc_return", "time_collect",
-                   "time_model", "time_bc", "time_trpo_and_eval", "time_total"]
+                   "eval_return", "final_return", "final_return_stderr", "final_episodes", "best_return",
+                   "model_val_loss", "bc_loss", "bc_return", "time_collect", "time_model", "time_bc", "time_trpo",
+                   "time_eval", "time_total", "peak_rss_mb"]
+# Every deployment ends with this many deterministic episodes of the trained policy on env seeds shared by
+# every run (bremen.loops.evaluation.evaluate_policy with seed 0): final_return in deployments.csv.
+FINAL_EPISODES = 10
 
 
 class RecursiveRun(OfflineRun):
@@ -144,15 +149,26 @@ class RecursiveRun(OfflineRun):
             return False
         self._bar.close()
         last = self.progress_log.rows()[-1]
+        t_final = time.time()
+        policy = self.learner.policy()
+        final = evaluate_policy(policy, self.task, FINAL_EPISODES, seed=0)
+        self._export(f"policy_deployment{d}", {"episode_mean": final["mean"], "episode_min": final["min"],
+                                               "episode_max": final["max"], "episodes": FINAL_EPISODES},
+                     (d + 1) * self.interval - 1, policy,
+                     protocol=f"deterministic mean action, {FINAL_EPISODES} episodes on env seeds {final['env_seeds']}")
+        self._phase_times["time_eval"] = self._phase_times.get("time_eval", 0.0) + time.time() - t_final
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
         self.deploy_log.write({
             "deployment": d, "real_samples": len(self.data), "batch_size": len(batches[-1]),
             "deployed_return": self.deployed["mean"], "deployed_episodes": self.deployed["episodes"],
-            "eval_return": float(last["episode_mean"]), "best_return": self.best_return,
+            "eval_return": float(last["episode_mean"]), "final_return": final["mean"],
+            "final_return_stderr": final["stderr"], "final_episodes": FINAL_EPISODES, "best_return": self.best_return,
             "model_val_loss": self.learner.model_val_loss, "bc_loss": self.learner.bc_loss,
             "bc_return": self.bc_return, "time_collect": t_collect, **self._phase_times,
-            "time_total": time.time() - t0})
+            "time_total": time.time() - t0, "peak_rss_mb": peak_mb})
         self._say(f"deployment {d}: {len(self.data)} real samples, deployed policy {self.deployed['mean']:.1f}, "
-                  f"after training {float(last['episode_mean']):.1f} (best so far {self.best_return:.1f})")
+                  f"after training {float(last['episode_mean']):.1f}; {FINAL_EPISODES} episodes: {final['mean']:.1f} "
+                  f"± {final['stderr']:.1f} (best so far {self.best_return:.1f})")
         return True
 
     def _plot(self) -> None:
@@ -168,11 +184,11 @@ class RecursiveRun(OfflineRun):
             return
         d = [int(r["deployment"]) for r in rows]
         samples = [float(r["real_samples"]) for r in rows]
-        ev = [float(r["eval_return"]) for r in rows]
+        ev = [float(r["final_return"]) for r in rows]
         dep = [float(r["deployed_return"]) for r in rows]
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
         for ax, x, label in ((axes[0], d, "deployment"), (axes[1], samples, "real samples")):
-            ax.plot(x, ev, "o-", label="after training (deterministic evaluation)")
+            ax.plot(x, ev, "o-", label=f"after training ({FINAL_EPISODES} deterministic episodes)")
             ax.plot(x, dep, "s--", alpha=0.7, label="batch collected at this deployment (previous policy + noise; 0: random)")
             ax.set_xlabel(label)
             ax.set_ylabel("return")
@@ -189,7 +205,7 @@ class RecursiveRun(OfflineRun):
     def summary_extra(self) -> dict:
         return {"script": "recursive", "deployments": self.deployments, "batch_size": self.batch_size,
                 "real_samples": len(self.data),
-                "deployment_returns": [float(r["eval_return"]) for r in self.deploy_log.rows()]}
+                "deployment_returns": [float(r["final_return"]) for r in self.deploy_log.rows()]}
 
 
 def deployment_table(summaries: list[dict]) -> str:
