@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bremen.algos import me_trpo
+from bremen.algos import registry
 from bremen.algos.bc import BCConfig
 from bremen.algos.trpo import TRPOConfig
 from bremen.config import ParamFile, apply_overrides, default_param_path, load_params, params_to_dict
@@ -96,7 +97,7 @@ BOOL_FLAGS = ("padded_batch", "consistent_likelihood", "bootstrap_truncation", "
               "restore_dynamics_variables", "restore_offline_data", "restore_value", "bc_init", "use_s_t",
               "use_s_0", "pretrain_value", "const_sampling", "all_bc", "eval_model")
 EXTRA_DEFAULTS = {"start_pool_size": 10_000, "bc_steps_per_call": 10_000, "member_mode": "batch", "fisher_subsample": 1,
-                  "line_search_kl": None, "subsample": "prefix", "dataset_normalizer": False}
+                  "line_search_kl": None, "subsample": "prefix", "dataset_normalizer": False, "reinit_agent": False}
 
 
 @dataclass
@@ -117,6 +118,8 @@ class Experiment:
     run_dir: Path
     start_pool_size: int
     seeds: list = field(default_factory=list)
+    agent: Any = None
+    """The typed config of a model-free algorithm (bremen.algos.registry); None for BREMEN / ME-TRPO."""
 
     @property
     def eval_steps(self) -> int:
@@ -130,6 +133,7 @@ class Experiment:
             "flags": self.flags, "params": params_to_dict(self.params),
             "dynamics": dataclasses.asdict(self.dynamics), "bc": dataclasses.asdict(self.bc),
             "trpo": dataclasses.asdict(self.trpo),
+            **({"agent": dataclasses.asdict(self.agent)} if self.agent is not None else {}),
         }
 
 
@@ -183,9 +187,13 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
             else:
                 flags[key] = value
     algorithm = getattr(args, "algorithm", None) or "bremen"
-    flags.update(ALGORITHMS[algorithm])
+    if algorithm not in registry.ALGORITHMS:
+        raise UserError(f"--algorithm {algorithm!r} is not one of {', '.join(registry.ALGORITHMS)}")
+    flags.update(ALGORITHMS.get(algorithm, {}))
     flags["algorithm"] = algorithm
-    params = apply_overrides(params, getattr(args, "overrides", None) or [])
+    overrides = getattr(args, "overrides", None) or []
+    algo_sets = _algo_settings(overrides, algorithm)
+    params = apply_overrides(params, [o for o in overrides if not o.startswith("algo.")])
     for key, value in vars(args).items():
         if key in flags and value is not None and key != "random_seeds":
             flags[key] = value
@@ -224,12 +232,17 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
         bootstrap_truncation=flags["bootstrap_truncation"], line_search_kl=flags["line_search_kl"],
         fisher_subsample=flags["fisher_subsample"],
     )
+    agent = None
+    if algorithm in registry.MODEL_FREE:
+        agent = registry.agent_config(algorithm, preset, _baseline_options(args, algorithm), algo_sets)
+    else:
+        _baseline_options(args, algorithm)
     data_path = Path(args.data_path) if args.data_path else Path("data") / args.env / f"{flags['noise']}.h5"
     exps = []
     for seed in seeds:
         run_dir = Path(args.log_dir) if args.log_dir and len(seeds) == 1 else _run_dir(args, flags, params, seed)
         exps.append(Experiment(script, args.env, int(seed), preset, params, dyn, bc, trpo, dict(flags), data_path,
-                               run_dir, flags["start_pool_size"], seeds))
+                               run_dir, flags["start_pool_size"], seeds, agent))
     return exps
 
 
@@ -272,6 +285,36 @@ def _deployment_plan(flags: dict, args, horizon: int) -> None:
         raise UserError(f"--n_train {flags['n_train']} over {deployments} deployments is less than one {horizon}-step "
                         f"path per deployment; raise --n_train or give --batch_size")
     flags["deployments"], flags["batch_size"] = deployments, paths * horizon
+
+
+def _algo_settings(overrides: list, algorithm: str) -> dict:
+    """``--set algo.key=value`` entries as {key: value}; only the model-free algorithms have them."""
+    out = {}
+    for o in overrides:
+        if not o.startswith("algo."):
+            continue
+        if algorithm not in registry.MODEL_FREE:
+            raise UserError(f"--set {o}: algo.* settings belong to the model-free algorithms "
+                            f"({', '.join(registry.MODEL_FREE)}); {algorithm} is set through the param file")
+        key, sep, value = o[len("algo."):].partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {o}: give algo.KEY=VALUE, e.g. --set algo.batch_size=256")
+        out[key] = value
+    return out
+
+
+def _baseline_options(args, algorithm: str) -> dict:
+    """The seed repositories' option names given on the command line, checked against ``algorithm``."""
+    given = {}
+    for opt, owners in registry.all_option_names().items():
+        value = getattr(args, opt, None)
+        if value is None or (opt == "alpha" and algorithm in registry.MODEL_BASED):
+            continue  # --alpha is also BREMEN's own flag (the KL penalty)
+        if algorithm not in owners:
+            raise UserError(f"--{opt} is an option of {', '.join(owners)}, not of {algorithm}; drop it or "
+                            f"choose --algorithm {owners[0]}")
+        given[opt] = value
+    return given
 
 
 def _shrink_deployments(flags: dict, horizon: int) -> None:

@@ -59,15 +59,20 @@ def add_original_flags(p: argparse.ArgumentParser, script: str) -> None:
 
     b = p.add_argument_group("bremen flags")
     if script in ("offline", "recursive"):
-        b.add_argument("--algorithm", choices=("bremen", "me_trpo"), default=None,
+        b.add_argument("--algorithm", default=None, metavar="NAME",
                        help="bremen (default): TRPO from the behavior-cloned policy; me_trpo: the same pipeline "
-                            "from a fresh policy sampling its own actions, no behavior regularization")
+                            "from a fresh policy sampling its own actions, no behavior regularization; the "
+                            "model-free baselines bc, bcq, bear, brac_primal, brac_dual (their settings: "
+                            "--set algo.KEY=VALUE and the options below)")
+
     if script == "recursive":
         b.add_argument("--deployments", type=int, default=None,
                        help="number of real-data batches, the first one from uniform random actions "
                             "(sets --onpol_iters = deployments x --interval)")
         b.add_argument("--batch_size", type=int, default=None,
                        help="real steps per deployment, a multiple of 1000 (sets --n_train = deployments x batch)")
+        _bool(b, "reinit_agent", "model-free baselines: train each deployment from a fresh agent instead of "
+                                 "continuing from the previous deployment's (the default)")
     b.add_argument("--preset", choices=PRESETS, default=None,
                    help="paper: the published runs' sizes (GPU work); cpu: sized for a 2-core CPU; "
                         "smoke: seconds, for tests")
@@ -96,3 +101,17 @@ def add_original_flags(p: argparse.ArgumentParser, script: str) -> None:
                    help="Fisher-vector products on every k-th row of the TRPO batch (original: 1, all rows)")
     f.add_argument("--start_pool_size", type=int, default=None,
                    help="real-env resets sampled once as the pool of imaginary start states")
+    if script in ("offline", "recursive"):
+        _add_baseline_options(p)
+
+
+def _add_baseline_options(p: argparse.ArgumentParser) -> None:
+    """The baselines' own option names (BEAR's --lagrange_thresh, BRAC's --alpha, ...), where no flag of
+    bremen's has the name already; bremen.experiment checks each against the chosen algorithm."""
+    from bremen.algos.registry import all_option_names
+
+    o = p.add_argument_group("baseline options (the original repositories' names; each belongs to the algorithms named)")
+    taken = set(p._option_string_actions)
+    for opt, owners in sorted(all_option_names().items()):
+        if f"--{opt}" not in taken:
+            o.add_argument(f"--{opt}", default=None, metavar="V", help=", ".join(owners))

@@ -56,8 +56,9 @@ def run_offline(args, demo: bool) -> int:
     print(summary_table(summaries))
     for s in summaries:
         d = s["run_dir"]
-        print(f"{s['task']} seed {s['seed']}: run directory {d}/ (progress.csv, summary.json, "
-              f"policy_final/, policy_best/, policy_bc/); TensorBoard: tensorboard --logdir {d}")
+        extra = "agent.csv, " if "updates" in s else "policy_bc/, "
+        print(f"{s['task']} seed {s['seed']}: run directory {d}/ (progress.csv, {extra}summary.json, "
+              f"policy_final/, policy_best/); TensorBoard: tensorboard --logdir {d}")
     return 0
 
 

@@ -21,6 +21,15 @@ class CSVLog:
             with open(self.path, "w", newline="") as f:
                 csv.DictWriter(f, self.fieldnames).writeheader()
 
+    @classmethod
+    def existing(cls, path) -> "CSVLog | None":
+        """The log at ``path`` with the header it already has, or None when there is none yet."""
+        path = Path(path)
+        if not path.is_file() or path.stat().st_size == 0:
+            return None
+        with open(path, newline="") as f:
+            return cls(path, next(csv.reader(f)))
+
     def write(self, row: dict) -> None:
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, self.fieldnames, extrasaction="raise").writerow(

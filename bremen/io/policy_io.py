@@ -46,9 +46,11 @@ from bremen.errors import UserError
 FORMAT = "bremen-policy"
 FORMAT_VERSION = 1
 KINDS = ("tanh_gaussian", "gaussian")
+LOADABLE_KINDS = KINDS + ("argmax_q",)  # argmax_q: bremen.io.argmax_q_policy (BCQ, BEAR, BRAC's max_q)
 SPEC_KEYS = frozenset({
     "format", "format_version", "kind", "obs_dim", "act_dim", "hidden_sizes", "activation", "act_low",
     "act_high", "log_std_min", "log_std_max", "obs_normalizer", "sampling_std", "const_sampling",
+    "proposal", "n_samples", "latent_dim", "latent_clip", "max_perturbation", "noise_clip",
 })
 """Keys of ``policy.json`` that describe the network; every other key is provenance metadata."""
 ACTIVATIONS = {
@@ -232,10 +234,13 @@ def load_policy(path) -> NumpyPolicy:
             f"{json_path}: format_version {doc['format_version']} is newer than this bremen reads "
             f"({FORMAT_VERSION}); upgrade bremen"
         )
-    if doc.get("kind") not in KINDS:
-        raise UserError(f"{json_path}: unknown policy kind {doc.get('kind')!r}; known kinds: {', '.join(KINDS)}")
+    if doc.get("kind") not in LOADABLE_KINDS:
+        raise UserError(f"{json_path}: unknown policy kind {doc.get('kind')!r}; known kinds: "
+                        f"{', '.join(LOADABLE_KINDS)}")
     with np.load(npz_path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
+    if doc["kind"] != "tanh_gaussian" and doc["kind"] != "gaussian":
+        return policy_from_export(doc, arrays, {k: v for k, v in doc.items() if k not in SPEC_KEYS})
     n_layers = len(doc["hidden_sizes"]) + 1
     try:
         layers = [{"w": arrays[f"layers/{i}/w"], "b": arrays[f"layers/{i}/b"]} for i in range(n_layers)]
@@ -262,3 +267,15 @@ def load_policy(path) -> NumpyPolicy:
             f"says {doc['obs_dim']}, {doc['act_dim']}; the files do not belong together"
         )
     return policy
+
+
+def policy_from_export(fields: dict, arrays: dict, metadata: Optional[dict] = None):
+    """The policy object of an agent's ``export()`` (``policy.json`` fields, ``policy.npz`` arrays)."""
+    if fields["kind"] == "argmax_q":
+        from bremen.io.argmax_q_policy import ArgmaxQPolicy
+
+        return ArgmaxQPolicy(fields, arrays, metadata)
+    n_layers = len(fields["hidden_sizes"]) + 1
+    layers = [{"w": arrays[f"layers/{i}/w"], "b": arrays[f"layers/{i}/b"]} for i in range(n_layers)]
+    return NumpyPolicy(fields["kind"], layers, fields["act_low"], fields["act_high"], fields.get("activation", "relu"),
+                       fields.get("log_std_min", -5.0), fields.get("log_std_max", 0.0), metadata=metadata)

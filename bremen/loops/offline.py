@@ -31,6 +31,8 @@ from bremen.experiment import ALGORITHM_LABELS, Experiment
 from bremen.io.checkpoint import load_checkpoint, save_checkpoint
 from bremen.io.csvlog import CSVLog
 from bremen.io.policy_io import save_policy
+from bremen.algos import registry
+from bremen.learners.actor_critic import ActorCriticConfig, ActorCriticLearner, spec_of
 from bremen.learners.model_based import ModelBasedConfig, ModelBasedLearner
 from bremen.loops.evaluation import dataset_return, evaluate_steps
 from bremen.loops.run import CHECKPOINT, CONFIG_FILE, TensorBoard, prepare_run_dir
@@ -47,7 +49,9 @@ TRPO_KEYS = ["Iteration", "inner", "advantages_mean", "advantages_max", "advanta
              "behavior_policy_kl_mean", "behavior_policy_kl_max", "behavior_policy_kl_min", "surrogate_before",
              "surrogate_after", "expected_improvement", "kl_after", "step_fraction", "imagined_return",
              "episodes", "valid_steps"]
-TIMING_KEYS = ("time_trpo", "time_eval", "time_total")
+AGENT_PROGRESS_KEYS = ["Iteration", "updates", "episode_mean", "episode_min", "episode_max", "episode_std", "episodes",
+                       "TotalSamples", "best_return", "time_train", "time_eval", "time_total"]
+TIMING_KEYS = ("time_trpo", "time_eval", "time_total", "time_train")
 RESTORE_FLAGS = {"dynamics": "restore_dynamics_variables", "bc": "restore_bc_variables",
                  "policy": "restore_policy_variables", "value": "restore_value"}
 
@@ -69,6 +73,18 @@ def learner_config(exp: Experiment) -> ModelBasedConfig:
         start_pool_size=exp.start_pool_size, member_mode=f["member_mode"], pretrain_value=bool(f["pretrain_value"]),
         restore={part: f["restore_path"] for part, flag in RESTORE_FLAGS.items() if f[flag]},
     )
+
+
+def make_learner(exp: Experiment, task, say):
+    """The learner of ``exp``'s algorithm: model-based (BREMEN, ME-TRPO) or a model-free agent."""
+    name = exp.flags["algorithm"]
+    if name in registry.MODEL_BASED:
+        return ModelBasedLearner(task, learner_config(exp), exp.seed, say=say)
+    cfg = exp.agent
+    return ActorCriticLearner(task, ActorCriticConfig(
+        algorithm=name, agent=registry.make_agent(name, spec_of(task), cfg), steps=getattr(cfg, "total_steps", cfg.steps),
+        eval_every=cfg.eval_every, batch_size=cfg.batch_size, warm_start=not exp.flags.get("reinit_agent")),
+        exp.seed, say=say)
 
 
 class OfflineRun:
@@ -97,7 +113,11 @@ class OfflineRun:
             if kind != self.script:
                 raise UserError(f"--resume: {self.dir} holds a {kind} run; resume it with {kind}.py")
         self.resume = prepare_run_dir(self.dir, resume, force)
-        self.learner = ModelBasedLearner(self.task, learner_config(exp), exp.seed, say=self._say)
+        self.learner = make_learner(exp, self.task, self._say)
+        self.model_free = isinstance(self.learner, ActorCriticLearner)
+        if self.model_free:
+            self.progress_keys = self.progress_keys[:1] + [k for k in self.progress_keys[1:]
+                                                           if k not in PROGRESS_KEYS] + AGENT_PROGRESS_KEYS[1:]
         self.eval_env = self.task.make_env()
 
     def load_data(self):
@@ -163,6 +183,8 @@ class OfflineRun:
             return self._after_model(info)
         if phase == "bc":
             return self._after_bc(info)
+        if phase == "train":
+            return self._after_train(index, info)
         return self._after_trpo(index, info)
 
     def _close_bar(self, phase: str) -> float:
@@ -191,10 +213,14 @@ class OfflineRun:
         self.save("bc", self.first_chunk)
         self._start_trpo(self.first_chunk)
 
+    def total_chunks(self) -> int:
+        """Evaluated chunks of the whole run: outer iterations, or a model-free agent's chunks of updates."""
+        return self.learner.chunks if self.model_free else self.exp.flags["onpol_iters"]
+
     def _start_trpo(self, start: int) -> None:
-        self._say(f"{self.data_label} return {self.behavior['mean']:.1f} ({self.behavior['episodes']} episodes), "
-                  f"BC return {self.bc_return:.1f}")
-        n_iters = self.exp.flags["onpol_iters"]
+        bc = "" if self.bc_return is None else f", BC return {self.bc_return:.1f}"
+        self._say(f"{self.data_label} return {self.behavior['mean']:.1f} ({self.behavior['episodes']} episodes){bc}")
+        n_iters = self.total_chunks()
         self._bar = tqdm(total=n_iters, initial=start, desc=self.bar_label(), unit="itr", disable=not self.progress)
         self._t_run = self._t_chunk = time.time()
 
@@ -241,8 +267,42 @@ class OfflineRun:
             return False
         return None
 
+    def _after_train(self, chunk: int, info: dict):
+        """A model-free agent's chunk of updates: evaluate, log (progress.csv, agent.csv), export, checkpoint."""
+        t_train, t0 = time.time() - self._t_chunk, time.time()
+        policy = self.learner.policy()
+        ev = self.evaluate(policy, chunk)
+        t_eval = time.time() - t0
+        if ev["episode_mean"] > self.best_return:
+            self.best_return, self.best_itr = ev["episode_mean"], chunk
+            self._export("policy_best", ev, chunk, policy)
+        if self.agent_log is None:
+            self.agent_log = CSVLog(self.dir / "agent.csv", ["Iteration", *sorted(info)])
+        self.agent_log.write({"Iteration": chunk, **info})
+        row = {"Iteration": chunk, **self.progress_row_extra(), "updates": info["updates"],
+               **{k: ev[k] for k in ("episode_mean", "episode_min", "episode_max", "episode_std", "episodes")},
+               "TotalSamples": len(self.data), "best_return": self.best_return, "time_train": t_train,
+               "time_eval": t_eval, "time_total": time.time() - self._t_run}
+        self.progress_log.write(row)
+        for k, v in info.items():
+            self.tb.add_scalar(f"train/{k}", float(v), chunk)
+        for k in ("episode_mean", "best_return"):
+            self.tb.add_scalar(f"eval/{k}", float(row[k]), chunk)
+        self.tb.flush()
+        for key, seconds in (("time_train", t_train), ("time_eval", t_eval)):
+            self._phase_times[key] = self._phase_times.get(key, 0.0) + seconds
+        self._bar.update(1)
+        self._bar.set_postfix(ret=f"{ev['episode_mean']:.1f}", best=f"{self.best_return:.1f}")
+        self.save("train", chunk + 1)
+        self._t_chunk = time.time()
+        if self.stop_after is not None and chunk + 1 >= self.stop_after:
+            self.stopped = True
+            return False
+        return None
+
     def bar_label(self) -> str:
-        return ALGORITHM_LABELS[self.exp.flags["algorithm"]]
+        name = self.exp.flags["algorithm"]
+        return ALGORITHM_LABELS.get(name) or registry.LABELS[name]
 
     def progress_row_extra(self) -> dict:
         return {}
@@ -255,10 +315,12 @@ class OfflineRun:
         exp = self.exp
         (self.dir / CONFIG_FILE).write_text(json.dumps(exp.to_dict(), indent=2) + "\n")
         self.progress_log = CSVLog(self.dir / "progress.csv", self.progress_keys)
-        self.inner_log = CSVLog(self.dir / "trpo.csv", TRPO_KEYS)
+        self.inner_log = None if self.model_free else CSVLog(self.dir / "trpo.csv", TRPO_KEYS)
+        self.agent_log = CSVLog.existing(self.dir / "agent.csv") if self.model_free else None
         if self.resume:  # drop rows written after the checkpoint
-            self.progress_log.truncate("Iteration", start - 1)
-            self.inner_log.truncate("Iteration", start - 1)
+            for log in (self.progress_log, self.inner_log, self.agent_log):
+                if log is not None:
+                    log.truncate("Iteration", start - 1)
         self.tb = TensorBoard(self.dir / "tb", purge_step=start * exp.trpo.iterations if self.resume else None)
 
     # ------------------------------------------------------------------ main
@@ -272,7 +334,7 @@ class OfflineRun:
             phase, start = self.restore()
             self._say(f"resuming {self.dir} after phase {phase!r} at iteration {start}")
         self.open_logs(phase, start)
-        if phase in ("bc", "trpo"):
+        if phase in ("bc", "trpo") or self.model_free:
             self._start_trpo(start)
         try:
             self.learner.fit(self.data, self.train, self.val, self, phase, start)
@@ -285,9 +347,10 @@ class OfflineRun:
 
     def _finish(self) -> dict:
         exp, flags = self.exp, self.exp.flags
-        n_iters = flags["onpol_iters"]
+        n_iters = self.total_chunks()
         last_row = self.progress_log.rows()[-1] if n_iters else {}
-        final_ev = {k: float(last_row[k]) for k in ("episode_mean", "episode_min", "episode_max")} if last_row else {}
+        final_ev = ({**{k: float(last_row[k]) for k in ("episode_mean", "episode_min", "episode_max")},
+                     "episodes": int(float(last_row["episodes"]))} if last_row else {})
         self._export("policy_final", final_ev, n_iters - 1, self.learner.policy())
         if flags["video_dir"]:
             from bremen.io.video import VideoSettings, record_videos
@@ -300,7 +363,8 @@ class OfflineRun:
             "behavior_return": self.behavior["mean"], "bc_return": self.bc_return,
             "final_return": final_ev.get("episode_mean"), "best_return": self.best_return,
             "best_iteration": self.best_itr, "outer_iterations": n_iters,
-            "trpo_iterations": n_iters * exp.trpo.iterations, **self.summary_extra(),
+            **({"updates": self.learner.config.steps} if self.model_free
+               else {"trpo_iterations": n_iters * exp.trpo.iterations}), **self.summary_extra(),
         }
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
@@ -317,15 +381,19 @@ class OfflineRun:
 
 
 def summary_table(summaries: list[dict]) -> str:
-    """Behavior data vs BC vs BREMEN (or ME-TRPO), one line per seed plus the mean."""
-    label = ALGORITHM_LABELS[summaries[0].get("algorithm", "bremen")] if summaries else "BREMEN"
-    lines = [f"{'task':<14}{'seed':>6}{'behavior data':>15}{'BC':>10}{label + ' final':>14}{label + ' best':>13}"]
+    """Behavior data vs BC vs the algorithm's final and best returns, one line per seed plus the mean."""
+    name = summaries[0].get("algorithm", "bremen") if summaries else "bremen"
+    label = ALGORITHM_LABELS.get(name) or registry.LABELS[name]
+    cols = [("behavior_return", "behavior data"), ("bc_return", "BC"), ("final_return", f"{label} final"),
+            ("best_return", f"{label} best")]
+    if all(s.get("bc_return") is None for s in summaries):
+        cols.pop(1)  # a model-free baseline fits no BC of its own
+    width = [max(10, len(title) + 2) for _, title in cols]
+    num = lambda v, w: f"{v:>{w}.1f}" if v is not None else f"{'-':>{w}}"
+    lines = [f"{'task':<14}{'seed':>6}" + "".join(f"{t:>{w}}" for (_, t), w in zip(cols, width))]
     for s in summaries:
-        lines.append(f"{s['task']:<14}{s['seed']:>6}{s['behavior_return']:>15.1f}{s['bc_return']:>10.1f}"
-                     f"{s['final_return']:>14.1f}{s['best_return']:>13.1f}")
+        lines.append(f"{s['task']:<14}{s['seed']:>6}" + "".join(num(s[k], w) for (k, _), w in zip(cols, width)))
     if len(summaries) > 1:
-        m = {k: np.mean([s[k] for s in summaries]) for k in ("behavior_return", "bc_return", "final_return",
-                                                             "best_return")}
-        lines.append(f"{'mean':<14}{'':>6}{m['behavior_return']:>15.1f}{m['bc_return']:>10.1f}"
-                     f"{m['final_return']:>14.1f}{m['best_return']:>13.1f}")
+        mean = lambda k: np.mean([s[k] for s in summaries]) if all(s[k] is not None for s in summaries) else None
+        lines.append(f"{'mean':<14}{'':>6}" + "".join(num(mean(k), w) for (k, _), w in zip(cols, width)))
     return "\n".join(lines)

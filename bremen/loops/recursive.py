@@ -54,7 +54,7 @@ class RecursiveRun(OfflineRun):
                  stop_after: Optional[int] = None):
         super().__init__(exp, resume, force, progress, stop_after, check_data=False)
         self.deployments, self.batch_size = exp.flags["deployments"], exp.flags["batch_size"]
-        self.interval = exp.flags["interval"]
+        self.interval = self.learner.chunks if self.model_free else exp.flags["interval"]
         self._batches: dict = {}
 
     # ------------------------------------------------------------------ data
@@ -103,6 +103,9 @@ class RecursiveRun(OfflineRun):
         return {"deployment": self.deployment, "real_samples": len(self.data),
                 "deployed_return": self.deployed["mean"]}
 
+    def total_chunks(self) -> int:
+        return self.deployments * self.interval
+
     def bar_label(self) -> str:
         return f"{super().bar_label()} deployment {self.deployment}/{self.deployments - 1}"
 
@@ -117,7 +120,7 @@ class RecursiveRun(OfflineRun):
             self.deployment = first
             _, self.data, _, _, _ = self.data_so_far(first)
             phase, start = self.restore()
-            if phase == "trpo" and start >= (first + 1) * self.interval:
+            if phase in ("trpo", "train") and start >= (first + 1) * self.interval:
                 first, phase = first + 1, "new"  # that deployment was finished
             self._say(f"resuming {self.dir} at deployment {first}, after phase {phase!r}")
         self.open_logs(phase, start)
@@ -141,7 +144,7 @@ class RecursiveRun(OfflineRun):
         self.deployed = dataset_return(batches[-1], self.task.horizon)
         self.behavior = self.deployed
         self._phase_times = {}
-        if phase in ("bc", "trpo"):
+        if phase in ("bc", "trpo") or self.model_free:
             self._start_trpo(start)
         self.learner.fit(self.data, self.train, self.val, self, phase, start, deployment=d, bc_data=bc_data,
                          end=(d + 1) * self.interval)

@@ -1,0 +1,430 @@
+"""Behavior Regularized Actor Critic (Wu, Tucker, Nachum 2019): ``brac_primal`` and ``brac_dual``.
+
+Actor π: tanh-Gaussian 200-200 (``bremen.algos.agent``); Q ensemble Q_1..Q_K (300-300, K = 2) combined as
+Q_λ = λ·min_k Q_k + (1 − λ)·max_k Q_k (λ = 1: the minimum). α = clip(α_var, 0, 500), α_ent = clip(α_ent_var,
+0, ∞) (BRAC's raw variables, gradients through ``clip_v2``). D̂(s) is the divergence of π from the behavior
+policy π_b at s:
+
+* primal (π_b cloned first, then frozen), n = 4 samples a_i ~ π(·|s), b_i ~ π_b(·|s):
+  kl:  D̂ = (1/n) Σ_i [log π(a_i|s) − log π_b(clip(a_i)|s)]                                     (P-kl)
+  mmd: D̂ = mean k(a, a') + mean k(b, b') − 2·mean k(a, b), k(x, y) = exp(−‖x − y‖₁/σ), σ = 20 (P-mmd)
+* dual (no π_b; a critic c(s, a) 300-300 and the dataset action a_b, one sample a_π ~ π):
+  kl:  D̂ = −softplus(c(s, a_b)) + log(softplus(c(s, a_π)) + 1e-8) + 1                          (D-kl)
+  w:   D̂ = c(s, a_π) − c(s, a_b)                                                              (D-w)
+  critic loss  L_c = −mean D̂ + 5·mean(max(‖∇_a c(s, ã)‖₂ − 1, 0)²), ã = a_b + u·(a_π − a_b)   (C)
+
+Each update (BRAC's order): Q̄_k ← τ·Q_k + (1 − τ)·Q̄_k, then
+
+  y   = r + γ·(1 − terminal)·(Q̄_λ(s', a') − α_ent·log π(a'|s') − [value_penalty]·α·D̂(s'))         (Q)
+  L_Q = Σ_k mean (Q_k(s, a) − y)²,  a' ~ π(·|s')
+  L_π = mean [α_ent·log π(a_π|s) + α·D̂(s) − 1{t > warm_start}·Q_λ(s, a_π)], with the new Q_k;       (π)
+        t = BRAC updates done
+  dual: c_iter critic steps on (C) — BRAC draws a fresh minibatch for each of the c_iter − 1 extra steps; one
+        ``update`` gets one minibatch, so the extra steps reuse it with fresh policy samples and interpolations
+  train_alpha:          L_α  = −mean α·(D̂(s) − target_divergence)                                  (A)
+  train_alpha_entropy:  L_αe = mean α_ent·(−log π(a|s) − H̄), H̄ = −|A|                               (E)
+
+value_penalty = True is BRAC-v, False BRAC-p. In the dual form D̂(s') in (Q) uses the dataset's next action
+(``Batch.next_act``), which must then be real, not the zeros of a dataset without it.
+
+Behavior policy (primal): the first ``behavior_steps`` updates only clone π_b with BRAC's BC recipe
+(``bremen.algos.bc_baseline``, eqs. 1-2; a ``lax.cond`` on the step counter, so ``update`` stays one jittable
+function); afterwards π_b is frozen and BRAC trains ``steps`` updates, ``total_steps`` in all.
+``with_behavior`` installs a cloned π_b instead (then behavior_steps must be 0). The dual form has no π_b.
+Log-densities of π_b clip actions by CLIP_EPS·h inside the box (BRAC: CLIP_EPS absolutely; same for h = 1).
+Q̄ starts equal to Q (BRAC's target networks start from their own random initialisation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from bremen.algos.agent import (Batch, Spec, actor_init, actor_log_prob, actor_mode, actor_sample, adam_step,
+                                q_apply, q_init, repeat_rows, soft_clipped_double_q, soft_update,
+                                tanh_gaussian_export)
+from bremen.algos.bc_baseline import bc_step, clip_v2
+from bremen.algos.divergences import DUAL_FORMS, KERNELS, gradient_penalty, mmd_squared_brac, sampled_kl
+from bremen.models.nets import mlp_apply, mlp_init
+
+NAMES = ("brac_primal", "brac_dual")
+DIVERGENCES = {"primal": ("kl", "mmd"), "dual": ("kl", "w")}
+EVAL_POLICIES = ("main", "max_q")
+ALPHA_MAX = 500.0  # α = clip(α_var, 0, ALPHA_MAX)
+MAX_Q_SAMPLES = 10  # proposals of the max_q test policy
+LOG_STD_MIN, LOG_STD_MAX, CLIP_EPS = -5.0, 0.0, 1e-3  # log σ range of π and π_b; action clip before log π_b
+
+
+@dataclass(frozen=True)
+class BRACConfig:
+    """Hyperparameters of BRAC (defaults: brac_primal as in BRAC's README example, run_primal.sh)."""
+
+    form: str = "primal"
+    """"primal" (D̂ by P-kl/P-mmd against a cloned π_b) or "dual" (D̂ by D-kl/D-w with a critic c)."""
+    divergence: str = "kl"
+    """D̂: primal "kl" (P-kl) or "mmd" (P-mmd); dual "kl" (D-kl) or "w" (D-w)."""
+    value_penalty: bool = True
+    """Subtract α·D̂(s') in the target (Q): BRAC-v; False is BRAC-p (policy regularisation (π) only)."""
+    alpha: float = 0.1
+    """Initial (fixed unless train_alpha) divergence weight α of (Q), (π); clipped to [0, ALPHA_MAX]."""
+    train_alpha: bool = False
+    """Train α by (A)."""
+    target_divergence: float = 0.0
+    """Target divergence of (A)."""
+    alpha_lr: float = 1e-3
+    """Adam learning rate of α (A) and α_ent (E)."""
+    alpha_entropy: float = 0.0
+    """Initial entropy weight α_ent of (Q), (π) (0: no entropy term)."""
+    train_alpha_entropy: bool = False
+    """Train α_ent by (E)."""
+    target_entropy: Optional[float] = None
+    """H̄ of (E); None means −|A|."""
+    n_q: int = 2
+    """Q networks K in the ensemble Q_λ of (Q), (π)."""
+    ensemble_q_lambda: float = 1.0
+    """λ of Q_λ = λ·min + (1 − λ)·max."""
+    q_hidden: tuple = (300, 300)
+    """Hidden sizes of each Q_k."""
+    actor_hidden: tuple = (200, 200)
+    """Hidden sizes of π."""
+    critic_hidden: tuple = (300, 300)
+    """Hidden sizes of the dual critic c of (C)."""
+    q_lr: float = 1e-3
+    """Adam learning rate of the Q networks (Q)."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of π (π): 3e-4 in the primal README example; BRAC's run_dual.sh uses 3e-6."""
+    critic_lr: float = 1e-3
+    """Adam learning rate of the dual critic (C)."""
+    c_iter: int = 3
+    """Critic steps (C) per update (dual); the extra ones reuse the update's minibatch."""
+    gp_coef: float = 5.0
+    """Gradient-penalty coefficient of (C)."""
+    n_div_samples: int = 4
+    """Samples n per state of P-kl / P-mmd."""
+    mmd_kernel: str = "laplacian"
+    """Kernel of P-mmd: "laplacian" exp(−‖x−y‖₁/σ) or "gaussian" exp(−‖x−y‖₂²/σ)."""
+    mmd_sigma: float = 20.0
+    """σ of the P-mmd kernel."""
+    warm_start: int = 20_000
+    """BRAC updates t for which (π) has no Q term (the actor only minimises α·D̂ and the entropy term)."""
+    tau: float = 0.005
+    """Polyak rate of Q̄ (before each Q step)."""
+    discount: float = 0.99
+    """γ of (Q); only a true termination zeroes the bootstrap."""
+    batch_size: int = 256
+    """Minibatch size."""
+    steps: int = 500_000
+    """BRAC updates, after the behavior-cloning phase (total_steps = behavior_steps + steps)."""
+    eval_every: int = 5000
+    """Updates between evaluations."""
+    eval_policy: str = "main"
+    """Test policy: "main" a = m + h·tanh(μ(s)); "max_q" the best of MAX_Q_SAMPLES actions of π under Q_1."""
+    behavior_steps: int = 300_000
+    """First updates that only clone π_b (BC eqs. 1-2 of bremen.algos.bc_baseline); ignored by "dual"."""
+    behavior_hidden: tuple = (200, 200)
+    """Hidden sizes of π_b."""
+    behavior_lr: float = 5e-4
+    """Adam learning rate of π_b and of its α_ent (BC recipe, trainable from 1.0, target −|A|)."""
+
+    @property
+    def behavior_updates(self) -> int:
+        """Updates of the behavior-cloning phase (0 for the dual form)."""
+        return int(self.behavior_steps) if self.form == "primal" else 0
+
+    @property
+    def total_steps(self) -> int:
+        return self.behavior_updates + int(self.steps)
+
+
+def config_for(name: str, **overrides) -> BRACConfig:
+    """brac_primal: the README example (α 0.1, BRAC-v, kl, actor lr 3e-4); brac_dual: run_dual.sh (α 10,
+    BRAC-p, kl, c_iter 3, actor lr 3e-6, no π_b)."""
+    if name == "brac_primal":
+        return BRACConfig(**{"form": "primal", **overrides})
+    if name == "brac_dual":
+        return BRACConfig(**{"form": "dual", "alpha": 10.0, "value_penalty": False, "actor_lr": 3e-6,
+                             "behavior_steps": 0, **overrides})
+    raise ValueError(f"unknown BRAC agent {name!r}; known: {', '.join(NAMES)}")
+
+
+# "cpu": one whole run (π_b cloning + BRAC) in <= 10 min of updates on the 2-core CPU. Measured (update_many,
+# 1000 updates per call, batch 256, ant's 27/8 dims, cores shared with other jobs, load 5-8): paper nets 22
+# (primal) / 16 (dual) BRAC updates/s; 64-64 nets 90-117 / 101-141 BRAC, 505 cloning updates/s. Cut: every net
+# 64-64 (from 300-300 / 200-200), 20k cloning updates (from 300k), 40k BRAC updates (from 500k), warm start 2k
+# (from 20k, ~ the same 5% of the BRAC phase): primal ≈ 380-490 s, dual ≈ 280-400 s.
+PRESETS = {
+    "paper": {},
+    "cpu": {"q_hidden": (64, 64), "actor_hidden": (64, 64), "critic_hidden": (64, 64),
+            "behavior_hidden": (64, 64), "behavior_steps": 20_000, "steps": 40_000, "warm_start": 2_000,
+            "actor_lr": 3e-4},  # the dual script's 3e-6 barely moves the actor in 40k updates (tests/test_offline_agents)
+    "smoke": {"q_hidden": (32, 32), "actor_hidden": (32, 32), "critic_hidden": (32, 32),
+              "behavior_hidden": (32, 32), "steps": 200, "behavior_steps": 100, "warm_start": 50, "eval_every": 100},
+}
+
+# BRAC's gin flags of brac_{primal,dual}_agent.Agent → BRACConfig fields.
+OPTION_NAMES = {"alpha": "alpha", "value_penalty": "value_penalty", "divergence_name": "divergence",
+                "train_alpha": "train_alpha", "n_div_samples": "n_div_samples", "warm_start": "warm_start",
+                "c_iter": "c_iter", "ensemble_q_lambda": "ensemble_q_lambda", "alpha_entropy": "alpha_entropy"}
+
+
+def validate(config: BRACConfig) -> None:
+    """Raise ValueError with one line naming the first bad field."""
+    c = config
+    if c.form not in DIVERGENCES:
+        raise ValueError(f"brac: form must be one of {', '.join(DIVERGENCES)}, got {c.form!r}")
+    if c.divergence not in DIVERGENCES[c.form]:
+        raise ValueError(f"brac_{c.form}: unknown divergence {c.divergence!r}; valid: "
+                         f"{', '.join(DIVERGENCES[c.form])}")
+    for name in ("alpha", "alpha_entropy", "warm_start", "behavior_steps", "gp_coef"):
+        if getattr(c, name) < 0:
+            raise ValueError(f"brac: {name} must be >= 0, got {getattr(c, name)}")
+    for name in ("alpha_lr", "q_lr", "actor_lr", "critic_lr", "behavior_lr", "n_q", "c_iter", "n_div_samples",
+                 "mmd_sigma", "tau", "discount", "batch_size", "steps", "eval_every"):
+        if getattr(c, name) <= 0:
+            raise ValueError(f"brac: {name} must be positive, got {getattr(c, name)}")
+    for name in ("q_hidden", "actor_hidden", "critic_hidden", "behavior_hidden"):
+        if not getattr(c, name) or any(int(h) <= 0 for h in getattr(c, name)):
+            raise ValueError(f"brac: {name} must be positive sizes, got {getattr(c, name)}")
+    if c.eval_policy not in EVAL_POLICIES or c.mmd_kernel not in KERNELS:
+        raise ValueError(f"brac: eval_policy must be one of {EVAL_POLICIES} and mmd_kernel one of {KERNELS}, "
+                         f"got {c.eval_policy!r}, {c.mmd_kernel!r}")
+    if not 0.0 <= c.ensemble_q_lambda <= 1.0 or c.tau > 1 or c.discount > 1:
+        raise ValueError("brac: need 0 <= ensemble_q_lambda <= 1, tau <= 1 and discount <= 1")
+
+
+def q_target_value(rew, terminal, next_q, next_logp, alpha_entropy, alpha, next_div, discount, value_penalty):
+    """(Q): y = r + γ·(1 − terminal)·(Q̄_λ(s', a') − α_ent·log π(a'|s') − [value_penalty]·α·D̂(s'))."""
+    v = next_q - alpha_entropy * next_logp
+    if value_penalty:
+        v = v - alpha * next_div
+    return rew + discount * (1.0 - terminal) * v
+
+
+class BRACState(NamedTuple):
+    """critic: the dual critic c (None for primal); behavior, behavior_alpha: π_b and the raw α_ent of its
+    cloning (None for dual); alpha, alpha_entropy: BRAC's raw α and α_ent variables."""
+
+    actor: list
+    actor_opt: optax.OptState
+    q: list
+    q_target: list
+    q_opt: optax.OptState
+    critic: Optional[list]
+    critic_opt: Optional[optax.OptState]
+    behavior: Optional[list]
+    behavior_opt: Optional[optax.OptState]
+    behavior_alpha: Optional[jax.Array]
+    behavior_alpha_opt: Optional[optax.OptState]
+    alpha: jax.Array
+    alpha_opt: optax.OptState
+    alpha_entropy: jax.Array
+    alpha_entropy_opt: optax.OptState
+    step: jax.Array
+    key: jax.Array
+
+
+@dataclass(frozen=True)
+class BRAC:
+    """BRAC (primal or dual, by ``config.form``) as a pure JAX agent (the contract of ``bremen.algos.agent``)."""
+
+    spec: Spec
+    config: BRACConfig = BRACConfig()
+
+    def __post_init__(self):
+        validate(self.config)
+
+    @property
+    def needs_behavior(self) -> bool:
+        return self.config.form == "primal"
+
+    def _target_entropy(self) -> float:
+        t = self.config.target_entropy
+        return -float(self.spec.act_dim) if t is None else float(t)
+
+    def _sample(self, actor, obs, key):
+        return actor_sample(actor, obs, key, self.spec, LOG_STD_MIN, LOG_STD_MAX)
+
+    def init(self, key) -> BRACState:
+        c, s = self.config, self.spec
+        k_actor, k_q, k_c, k_b, key = jax.random.split(key, 5)
+        f32 = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
+        actor, q = actor_init(k_actor, s, c.actor_hidden), q_init(k_q, s, c.q_hidden, c.n_q)
+        critic = behavior = critic_opt = behavior_opt = b_alpha = b_alpha_opt = None
+        if c.form == "dual":
+            critic = mlp_init(k_c, [s.obs_dim + s.act_dim, *c.critic_hidden, 1])
+            critic_opt = optax.adam(c.critic_lr).init(critic)
+        else:
+            behavior, b_alpha = actor_init(k_b, s, c.behavior_hidden), f32(1.0)
+            b_opt = optax.adam(c.behavior_lr)
+            behavior_opt, b_alpha_opt = b_opt.init(behavior), b_opt.init(b_alpha)
+        alpha_opt = optax.adam(c.alpha_lr)
+        return BRACState(actor, optax.adam(c.actor_lr).init(actor), q, q, optax.adam(c.q_lr).init(q), critic,
+                         critic_opt, behavior, behavior_opt, b_alpha, b_alpha_opt, f32(c.alpha),
+                         alpha_opt.init(f32(c.alpha)), f32(c.alpha_entropy), alpha_opt.init(f32(c.alpha_entropy)),
+                         jnp.asarray(0, jnp.int32), key)
+
+    def with_behavior(self, state: BRACState, actor_params) -> BRACState:
+        """``state`` with π_b replaced by ``actor_params`` (e.g. a BC agent's ``state.actor``)."""
+        if self.config.form != "primal":
+            raise ValueError("brac_dual has no behavior policy; with_behavior is for brac_primal")
+        if self.config.behavior_updates:
+            raise ValueError("with_behavior: set behavior_steps=0, else the cloning phase overwrites π_b")
+        shapes = lambda t: jax.tree.map(np.shape, t)  # noqa: E731
+        if shapes(actor_params) != shapes(state.behavior):
+            raise ValueError(f"with_behavior: π_b must have hidden sizes {self.config.behavior_hidden} "
+                             f"({shapes(state.behavior)}), got {shapes(actor_params)}")
+        return state._replace(behavior=jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), actor_params))
+
+    # ----------------------------------------------------------------------------- divergence estimates
+    def _critic_fn(self, critic):
+        return lambda obs, act: mlp_apply(critic, jnp.concatenate([obs, act], axis=-1), "relu")[..., 0]
+
+    def divergence(self, state: BRACState, actor, obs, a_pi, a_b, key):
+        """D̂(s) per row [B]: P-kl/P-mmd (own samples; a_pi, a_b unused) or D-kl/D-w (at a_pi and a_b)."""
+        c = self.config
+        if c.form == "dual":
+            fn = self._critic_fn(state.critic)
+            return DUAL_FORMS[c.divergence](fn(obs, a_b), fn(obs, a_pi))
+        k_p, k_b = jax.random.split(key)
+        obs_n = repeat_rows(obs, c.n_div_samples)  # [n, B, obs]
+        a_p, logp, _ = self._sample(actor, obs_n, k_p)
+        if c.divergence == "kl":
+            logb = actor_log_prob(state.behavior, obs_n, a_p, self.spec, LOG_STD_MIN, LOG_STD_MAX, CLIP_EPS)
+            return sampled_kl(logp, logb)
+        b = jax.lax.stop_gradient(self._sample(state.behavior, obs_n, k_b)[0])
+        return mmd_squared_brac(jnp.swapaxes(a_p, 0, 1), jnp.swapaxes(b, 0, 1), c.mmd_kernel, c.mmd_sigma)
+
+    # ----------------------------------------------------------------------------- losses and updates
+    def actor_loss(self, actor, state: BRACState, batch: Batch, key):
+        """(π) with the Q networks of ``state``; aux (D̂, log π)."""
+        c = self.config
+        k_pi, k_div = jax.random.split(key)
+        a_pi, logp, _ = self._sample(actor, batch.obs, k_pi)
+        div = self.divergence(state, actor, batch.obs, a_pi, batch.act, k_div)
+        q = soft_clipped_double_q(q_apply(state.q, batch.obs, a_pi), c.ensemble_q_lambda)
+        q_on = (state.step - c.behavior_updates > c.warm_start).astype(jnp.float32)
+        alpha, alpha_ent = clip_v2(state.alpha, 0.0, ALPHA_MAX), clip_v2(state.alpha_entropy, 0.0, jnp.inf)
+        return jnp.mean(alpha_ent * logp + alpha * div - q_on * q), (div, logp)
+
+    def _critic_step(self, state: BRACState, obs, a_b, key):
+        k_pi, k_gp = jax.random.split(key)
+        a_pi = jax.lax.stop_gradient(self._sample(state.actor, obs, k_pi)[0])
+
+        def loss_fn(critic):
+            fn = self._critic_fn(critic)
+            div = DUAL_FORMS[self.config.divergence](fn(obs, a_b), fn(obs, a_pi))
+            return -jnp.mean(div) + gradient_penalty(fn, obs, a_b, a_pi, k_gp, self.config.gp_coef)
+
+        loss, g = jax.value_and_grad(loss_fn)(state.critic)
+        critic, critic_opt = adam_step(optax.adam(self.config.critic_lr), g, state.critic_opt, state.critic)
+        return state._replace(critic=critic, critic_opt=critic_opt), loss
+
+    def _brac_update(self, state: BRACState, batch: Batch):
+        c = self.config
+        key, k_next, k_div2, k_pi, k_a, k_ae, *k_c = jax.random.split(state.key, 6 + c.c_iter)
+        alpha, alpha_ent = clip_v2(state.alpha, 0.0, ALPHA_MAX), clip_v2(state.alpha_entropy, 0.0, jnp.inf)
+        q_target = soft_update(state.q_target, state.q, c.tau)
+        a2, logp2, _ = self._sample(state.actor, batch.next_obs, k_next)
+        q2 = soft_clipped_double_q(q_apply(q_target, batch.next_obs, a2), c.ensemble_q_lambda)
+        div2 = (self.divergence(state, state.actor, batch.next_obs, a2, batch.next_act, k_div2)
+                if c.value_penalty else jnp.zeros_like(q2))
+        y = jax.lax.stop_gradient(q_target_value(batch.rew, batch.terminal, q2, logp2, alpha_ent, alpha, div2,
+                                                 c.discount, c.value_penalty))
+
+        def q_loss_fn(q):
+            qs = q_apply(q, batch.obs, batch.act)
+            return jnp.sum(jnp.mean((qs - y) ** 2, axis=-1)), qs
+
+        (q_loss, qs), g = jax.value_and_grad(q_loss_fn, has_aux=True)(state.q)
+        q, q_opt = adam_step(optax.adam(c.q_lr), g, state.q_opt, state.q)
+        state = state._replace(q=q, q_target=q_target, q_opt=q_opt)
+        (p_loss, (div, logp)), g = jax.value_and_grad(self.actor_loss, has_aux=True)(state.actor, state, batch, k_pi)
+        actor, actor_opt = adam_step(optax.adam(c.actor_lr), g, state.actor_opt, state.actor)
+        state = state._replace(actor=actor, actor_opt=actor_opt)
+        info = {"q_loss": q_loss, "actor_loss": p_loss, "div_mean": jnp.mean(div), "q_mean": jnp.mean(qs),
+                "entropy": -jnp.mean(logp), "critic_loss": jnp.zeros(())}
+        if c.form == "dual":
+            state, info["critic_loss"] = self._critic_step(state, batch.obs, batch.act, k_c[0])
+        if c.train_alpha:  # (A) with a fresh D̂ of the updated actor (and critic)
+            k1, k2 = jax.random.split(k_a)
+            a_pi = self._sample(state.actor, batch.obs, k1)[0]
+            d = jax.lax.stop_gradient(self.divergence(state, state.actor, batch.obs, a_pi, batch.act, k2))
+            g = jax.grad(lambda a: -jnp.mean(clip_v2(a, 0.0, ALPHA_MAX) * (d - c.target_divergence)))(state.alpha)
+            new_alpha, alpha_opt = adam_step(optax.adam(c.alpha_lr), g, state.alpha_opt, state.alpha)
+            state = state._replace(alpha=new_alpha, alpha_opt=alpha_opt)
+        if c.train_alpha_entropy:  # (E)
+            lp = jax.lax.stop_gradient(self._sample(state.actor, batch.obs, k_ae)[1])
+            g = jax.grad(lambda a: jnp.mean(clip_v2(a, 0.0, jnp.inf) * (-lp - self._target_entropy())))(
+                state.alpha_entropy)
+            new_ae, ae_opt = adam_step(optax.adam(c.alpha_lr), g, state.alpha_entropy_opt, state.alpha_entropy)
+            state = state._replace(alpha_entropy=new_ae, alpha_entropy_opt=ae_opt)
+        if c.form == "dual" and c.c_iter > 1:  # the c_iter − 1 extra critic steps, same minibatch
+            state = jax.lax.scan(lambda s, k: (self._critic_step(s, batch.obs, batch.act, k)[0], None), state,
+                                 jnp.stack(k_c[1:]))[0]
+        info["alpha"] = clip_v2(state.alpha, 0.0, ALPHA_MAX)
+        info["alpha_entropy"] = clip_v2(state.alpha_entropy, 0.0, jnp.inf)
+        return state._replace(step=state.step + 1, key=key), info
+
+    def _behavior_update(self, state: BRACState, batch: Batch):
+        c = self.config
+        key, k = jax.random.split(state.key)
+        behavior, b_opt, b_alpha, b_alpha_opt, info = bc_step(
+            state.behavior, state.behavior_opt, state.behavior_alpha, state.behavior_alpha_opt, batch.obs,
+            batch.act, k, self.spec, c.behavior_lr, True, -float(self.spec.act_dim), LOG_STD_MIN, LOG_STD_MAX,
+            CLIP_EPS)
+        state = state._replace(behavior=behavior, behavior_opt=b_opt, behavior_alpha=b_alpha,
+                               behavior_alpha_opt=b_alpha_opt, step=state.step + 1, key=key)
+        return state, {"behavior_loss": info["bc_loss"], "behavior_nll": info["bc_nll"]}
+
+    def update(self, state: BRACState, batch: Batch):
+        """One update: a cloning step of π_b while step < behavior_updates, else a BRAC step. Info holds the
+        keys of both phases (zeros for the phase not run) and ``behavior_phase`` (1.0 while cloning)."""
+        if not self.config.behavior_updates:
+            state, info = self._brac_update(state, batch)
+            if self.config.form == "primal":
+                info.update(behavior_loss=jnp.zeros(()), behavior_nll=jnp.zeros(()))
+            return state, {**info, "behavior_phase": jnp.zeros(())}
+
+        zeros = lambda f: jax.tree.map(jnp.zeros_like, jax.eval_shape(f, state, batch)[1])  # noqa: E731
+
+        def behavior(s, b):
+            s, info = self._behavior_update(s, b)
+            return s, {**zeros(self._brac_update), **info, "behavior_phase": jnp.ones(())}
+
+        def brac(s, b):
+            s, info = self._brac_update(s, b)
+            return s, {**zeros(self._behavior_update), **info, "behavior_phase": jnp.zeros(())}
+
+        return jax.lax.cond(state.step < self.config.behavior_updates, behavior, brac, state, batch)
+
+    # ----------------------------------------------------------------------------- test policy and export
+    def act(self, state: BRACState, obs, key):
+        """"main": a = m + h·tanh(μ(s)); "max_q": of MAX_Q_SAMPLES actions a_i ~ π(·|s), the argmax of Q_1."""
+        if self.config.eval_policy == "main":
+            return actor_mode(state.actor, obs, self.spec, LOG_STD_MIN, LOG_STD_MAX)
+        obs_n = repeat_rows(obs, MAX_Q_SAMPLES)
+        a = self._sample(state.actor, obs_n, key)[0]  # [n, N, A]
+        q1 = q_apply(jax.tree.map(lambda x: x[:1], state.q), obs_n, a)[0]  # [n, N]
+        return jnp.take_along_axis(a, jnp.argmax(q1, axis=0)[None, :, None], axis=0)[0]
+
+    def export(self, state: BRACState):
+        c, s = self.config, self.spec
+        if c.eval_policy == "main":
+            return tanh_gaussian_export(state.actor, s, c.actor_hidden, LOG_STD_MIN, LOG_STD_MAX)
+        arrays = {}
+        for prefix, layers in (("proposal", state.actor), ("q", jax.tree.map(lambda x: x[0], state.q))):
+            for i, layer in enumerate(layers):
+                arrays[f"{prefix}/layers/{i}/w"] = np.asarray(layer["w"], np.float32)
+                arrays[f"{prefix}/layers/{i}/b"] = np.asarray(layer["b"], np.float32)
+        fields = {"kind": "argmax_q", "obs_dim": s.obs_dim, "act_dim": s.act_dim, "act_low": list(s.act_low),
+                  "act_high": list(s.act_high), "activation": "relu", "obs_normalizer": None,
+                  "hidden_sizes": list(c.actor_hidden), "proposal": "tanh_gaussian", "n_samples": MAX_Q_SAMPLES,
+                  "latent_dim": None, "latent_clip": None, "max_perturbation": 0.0, "log_std_min": LOG_STD_MIN,
+                  "log_std_max": LOG_STD_MAX, "noise_clip": None}
+        return fields, arrays
+

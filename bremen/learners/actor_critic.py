@@ -1,0 +1,126 @@
+"""The learner of the model-free offline agents (BC, BCQ, BEAR, BRAC; bremen.algos.agent).
+
+``fit`` puts the data on the device and runs the agent's updates in chunks of ``eval_every`` updates (each
+chunk several compiled calls of ``steps_per_call`` updates, minibatches drawn on the device); after each
+chunk it calls ``hooks.step("train", chunk, info)``, where the run driver evaluates, logs, exports and
+checkpoints, as for the model-based learner. In a recursive run each deployment trains on the data so far,
+from the previous deployment's networks and optimizer moments (``warm_start``, the default) or from a fresh
+agent (``--reinit_agent``); either way a deployment runs the agent's whole schedule (``steps`` updates, the
+step counter restarted: BRAC's behavior cloning on the data so far and the warm-ups included).
+
+The agent's state holds its PRNG key, so a run resumed from the checkpoint after any chunk continues
+exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import jax
+
+from bremen.algos.agent import Spec, batch_from_arrays, update_many
+from bremen.errors import UserError
+from bremen.io.checkpoint import CHECKPOINT_FILE, arrays_to_pytree, load_checkpoint, pytree_to_arrays
+from bremen.io.policy_io import policy_from_export
+from bremen.models.waiting import wait
+
+K_AGENT = 11  # derived key of the agent's initial state (deployment d > 0 without warm start: + d)
+
+
+@dataclass(frozen=True)
+class ActorCriticConfig:
+    """What the learner needs: the agent and its typed config (bremen.algos.registry), and the schedule."""
+
+    algorithm: str
+    agent: Any
+    """The agent (a frozen dataclass built by bremen.algos.registry.make_agent)."""
+    steps: int
+    """Updates per deployment (offline: in all)."""
+    eval_every: int
+    """Updates per chunk: the driver evaluates, logs and checkpoints after each."""
+    batch_size: int
+    steps_per_call: int = 1000
+    """Updates per compiled call (the chunk is split into calls of at most this many)."""
+    warm_start: bool = True
+    """Recursive runs: continue from the previous deployment's state (else re-initialize every deployment)."""
+
+
+class ActorCriticLearner:
+    """Trains one agent on the data it is given (see the module docstring)."""
+
+    phases = ("train",)
+
+    def __init__(self, task, config: ActorCriticConfig, seed: int, say: Callable[[str], None] = print):
+        self.task, self.config, self.seed, self.say = task, config, int(seed), say
+        self.agent = config.agent
+        self.state = None
+        self.model_val_loss = self.bc_loss = None
+        self.last_info: dict = {}
+
+    @property
+    def chunks(self) -> int:
+        c = self.config
+        return -(-c.steps // c.eval_every)
+
+    def _init_state(self, deployment: int):
+        return self.agent.init(jax.random.fold_in(jax.random.PRNGKey(self.seed), K_AGENT + deployment))
+
+    def fit(self, data, train, val, hooks, phase: str = "new", start: int = 0, deployment: int = 0,
+            bc_data=None, end: Optional[int] = None) -> None:
+        """Chunks ``start`` .. ``end`` (default: this deployment's last) on ``data``; ``start`` counts chunks
+        over the whole run (a recursive run's deployment d holds chunks d·chunks .. (d+1)·chunks − 1)."""
+        c = self.config
+        first = deployment * self.chunks
+        end = first + self.chunks if end is None else end
+        if self.state is None or (phase == "new" and deployment > 0 and not c.warm_start):
+            self.state = self._init_state(deployment if deployment > 0 and not c.warm_start else 0)
+        elif phase == "new" and deployment > 0:
+            # warm start: the networks carry over, the schedule restarts (BRAC re-clones its behavior policy on
+            # the data so far, warm-ups run again)
+            self.state = self.state._replace(step=jax.numpy.zeros_like(self.state.step))
+        if phase == "new":
+            start = first
+        device_data = batch_from_arrays(data.observations, data.actions, data.rewards, data.next_observations,
+                                        data.terminals)
+        for chunk in range(start, end):
+            done = (chunk - first) * c.eval_every
+            todo = min(c.eval_every, c.steps - done)
+            infos = []
+            while todo > 0:
+                n = min(todo, c.steps_per_call)
+                self.state, info = update_many(self.agent, self.state, device_data, n, c.batch_size)
+                infos.append((n, jax.device_get(wait(info))))
+                todo -= n
+            total = sum(n for n, _ in infos)
+            self.last_info = {k: float(sum(n * i[k] for n, i in infos) / total) for k in infos[0][1]}
+            if hooks.step("train", chunk, dict(self.last_info, updates=(chunk - first) * c.eval_every + total)) \
+                    is False:
+                return
+
+    def policy(self):
+        fields, arrays = self.agent.export(self.state)
+        return policy_from_export(fields, arrays, {"algorithm": self.config.algorithm})
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_arrays(self, phase: str) -> dict:
+        return pytree_to_arrays(self.state, "agent")
+
+    def state_meta(self) -> dict:
+        return {"agent_info": self.last_info}
+
+    def restore(self, path: Path, data) -> dict:
+        arrays, meta = load_checkpoint(Path(path) if not Path(path).is_dir() else Path(path) / CHECKPOINT_FILE)
+        try:
+            self.state = arrays_to_pytree(self._init_state(0), arrays, "agent")
+        except (KeyError, ValueError) as e:
+            raise UserError(f"--resume: {path} does not hold this {self.config.algorithm} agent's state ({e}); "
+                            f"start over with --force")
+        self.last_info = meta.get("agent_info", {})
+        return meta
+
+
+def spec_of(task) -> Spec:
+    """The agent spec of a bremen task."""
+    return Spec.of(task.obs_dim, task.act_dim, task.act_low, task.act_high)
