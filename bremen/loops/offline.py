@@ -307,6 +307,10 @@ class OfflineRun:
     def progress_row_extra(self) -> dict:
         return {}
 
+    def export_extra(self) -> dict:
+        """What an exported policy's metadata says about the data it learned from."""
+        return {"dataset": str(self.exp.data_path)}
+
     def summary_extra(self) -> dict:
         return {}
 
@@ -376,7 +380,7 @@ class OfflineRun:
                 "iteration": itr,
                 "return": {k: ev.get(k) for k in ("episode_mean", "episode_min", "episode_max", "episodes")},
                 "return_protocol": protocol or f"deterministic mean action, >= {self.exp.eval_steps} real steps",
-                "dataset": str(self.exp.data_path), "bremen_version": __version__}
+                **self.export_extra(), "bremen_version": __version__}
         save_policy(self.dir / name, policy, meta)
 
 

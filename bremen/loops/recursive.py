@@ -103,6 +103,10 @@ class RecursiveRun(OfflineRun):
         return {"deployment": self.deployment, "real_samples": len(self.data),
                 "deployed_return": self.deployed["mean"]}
 
+    def export_extra(self) -> dict:
+        return {"deployments": self.deployment + 1, "real_samples": len(self.data),
+                "dataset": str(self.dir / "deployments")}
+
     def total_chunks(self) -> int:
         return self.deployments * self.interval
 
