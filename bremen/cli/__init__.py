@@ -40,8 +40,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPT_GRACE_S = 10.0
+
+
+def _on_sigint(signum, frame):
+    """Ctrl-C: raise KeyboardInterrupt as Python does, and make sure the process ends even when the exception
+    is swallowed. Python drops an exception raised inside a garbage-collection callback ("Exception ignored
+    in: _xla_gc_callback"), and JAX runs one at every collection, so a Ctrl-C landing there would be lost
+    and the run would go on. If the process still runs INTERRUPT_GRACE_S after the signal, it leaves with
+    exit status 130 (checkpoints are written atomically, so nothing finished is lost)."""
+    import threading
+
+    def leave():
+        os.write(2, b"bremen: interrupted\n")
+        os._exit(130)
+
+    timer = threading.Timer(INTERRUPT_GRACE_S, leave)
+    timer.daemon = True
+    timer.start()
+    raise KeyboardInterrupt
+
+
 def run(func, args) -> int:
     """Call ``func(args)``; turn user mistakes into one line and exit status 2."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is \
+            signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
         rc = func(args)
     except UserError as e:
