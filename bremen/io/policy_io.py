@@ -239,7 +239,7 @@ def load_policy(path) -> NumpyPolicy:
                         f"{', '.join(LOADABLE_KINDS)}")
     with np.load(npz_path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
-    if doc["kind"] != "tanh_gaussian" and doc["kind"] != "gaussian":
+    if doc["kind"] not in KINDS:  # argmax_q
         return policy_from_export(doc, arrays, {k: v for k, v in doc.items() if k not in SPEC_KEYS})
     n_layers = len(doc["hidden_sizes"]) + 1
     try:

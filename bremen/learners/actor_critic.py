@@ -41,6 +41,7 @@ class ActorCriticConfig:
     eval_every: int
     """Updates per chunk: the driver evaluates, logs and checkpoints after each."""
     batch_size: int
+    """Minibatch size of every update."""
     steps_per_call: int = 1000
     """Updates per compiled call (the chunk is split into calls of at most this many)."""
     warm_start: bool = True
