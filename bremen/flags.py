@@ -62,7 +62,7 @@ def add_original_flags(p: argparse.ArgumentParser, script: str) -> None:
         b.add_argument("--algorithm", default=None, metavar="NAME",
                        help="bremen (default): TRPO from the behavior-cloned policy; me_trpo: the same pipeline "
                             "from a fresh policy sampling its own actions, no behavior regularization; the "
-                            "model-free baselines bc, bcq, bear, brac_primal, brac_dual (their settings: "
+                            "model-free baselines bc, bcq, bear, brac_primal, brac_dual, sac (their settings: "
                             "--set algo.KEY=VALUE and the options below)")
 
     if script == "recursive":
@@ -73,6 +73,10 @@ def add_original_flags(p: argparse.ArgumentParser, script: str) -> None:
                        help="real steps per deployment, a multiple of 1000 (sets --n_train = deployments x batch)")
         _bool(b, "reinit_agent", "model-free baselines: train each deployment from a fresh agent instead of "
                                  "continuing from the previous deployment's (the default)")
+    if script == "offline":
+        b.add_argument("--vmap_seeds", action="store_true",
+                       help="model-free baselines: train all --random_seeds as one compiled program (one run "
+                            "directory per seed, as without it)")
     b.add_argument("--preset", choices=PRESETS, default=None,
                    help="paper: the published runs' sizes (GPU work); cpu: sized for a 2-core CPU; "
                         "smoke: seconds, for tests")

@@ -84,16 +84,21 @@ def run(func, args) -> int:
     return 0 if rc is None else int(rc)
 
 
-def run_each(runs, describe=lambda run: "") -> list[dict]:
-    """Run each training run in turn, naming its directory first; on Ctrl-C, say how to continue."""
+def run_each(runs, describe=lambda run: "", together=None) -> list[dict]:
+    """Run each training run in turn, naming its directory first; on Ctrl-C, say how to continue.
+    ``together(runs)``, when given, runs them all at once instead (``--vmap_seeds``)."""
+    groups = [runs] if together else [[r] for r in runs]
     summaries = []
-    for r in runs:
-        print(f"run directory: {r.dir}{' (resuming)' if r.resume else ''}{describe(r)}", file=sys.stderr)
+    for group in groups:
+        for r in group:
+            print(f"run directory: {r.dir}{' (resuming)' if r.resume else ''}{describe(r)}", file=sys.stderr)
         try:
-            summaries.append(r.run())
+            summaries.extend(together(group) if together else [group[0].run()])
         except KeyboardInterrupt:
-            kept = "keeps the last checkpoint" if (r.dir / "checkpoint.npz").exists() else "has no checkpoint yet"
-            print(f"interrupted; {r.dir} {kept}: run the same command with --resume to continue", file=sys.stderr)
+            for r in group:
+                kept = "keeps the last checkpoint" if (r.dir / "checkpoint.npz").exists() else "has no checkpoint yet"
+                print(f"interrupted; {r.dir} {kept}: run the same command with --resume to continue",
+                      file=sys.stderr)
             raise
     return summaries
 

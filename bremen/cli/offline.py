@@ -50,9 +50,15 @@ def run_offline(args, demo: bool) -> int:
         for exp in exps:
             ensure_demo_data(exp)
     # every seed's inputs and run directory are checked before the first one starts
+    together = None
+    if getattr(args, "vmap_seeds", False):
+        from bremen.loops.seeds import check_vmappable, run_seeds_together
+
+        check_vmappable(exps)
+        together = run_seeds_together
     runs = [OfflineRun(exp, resume=args.resume or (demo and (exp.run_dir / "checkpoint.npz").exists()),
                        force=args.force) for exp in exps]
-    summaries = run_each(runs)
+    summaries = run_each(runs, together=together)
     print(summary_table(summaries))
     for s in summaries:
         d = s["run_dir"]

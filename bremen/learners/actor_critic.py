@@ -15,10 +15,12 @@ exactly as an uninterrupted one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import jax
+import numpy as np
 
 from bremen.algos.agent import Spec, batch_from_arrays, update_many
 from bremen.errors import UserError
@@ -83,22 +85,25 @@ class ActorCriticLearner:
             self.state = self.state._replace(step=jax.numpy.zeros_like(self.state.step))
         if phase == "new":
             start = first
-        device_data = batch_from_arrays(data.observations, data.actions, data.rewards, data.next_observations,
-                                        data.terminals)
+        device_data = device_batch(data)
         for chunk in range(start, end):
-            done = (chunk - first) * c.eval_every
-            todo = min(c.eval_every, c.steps - done)
             infos = []
-            while todo > 0:
-                n = min(todo, c.steps_per_call)
+            for n in self.calls(chunk - first):
                 self.state, info = update_many(self.agent, self.state, device_data, n, c.batch_size)
                 infos.append((n, jax.device_get(wait(info))))
-                todo -= n
-            total = sum(n for n, _ in infos)
-            self.last_info = {k: float(sum(n * i[k] for n, i in infos) / total) for k in infos[0][1]}
-            if hooks.step("train", chunk, dict(self.last_info, updates=(chunk - first) * c.eval_every + total)) \
-                    is False:
+            self.last_info = mean_info(infos)
+            if hooks.step("train", chunk, dict(self.last_info, updates=self.updates_after(chunk - first))) is False:
                 return
+
+    def calls(self, chunk: int) -> list[int]:
+        """The updates of each compiled call of this deployment's chunk ``chunk``."""
+        c = self.config
+        todo = min(c.eval_every, c.steps - chunk * c.eval_every)
+        return [min(c.steps_per_call, todo - i) for i in range(0, todo, c.steps_per_call)]
+
+    def updates_after(self, chunk: int) -> int:
+        """Updates done in this deployment after its chunk ``chunk``."""
+        return min((chunk + 1) * self.config.eval_every, self.config.steps)
 
     def policy(self):
         fields, arrays = self.agent.export(self.state)
@@ -120,6 +125,67 @@ class ActorCriticLearner:
                             f"start over with --force")
         self.last_info = meta.get("agent_info", {})
         return meta
+
+
+def device_batch(data):
+    """A dataset's transitions as one device-resident Batch, with the dataset's next actions where it has them
+    (bremen.data.Dataset.next_actions: BRAC's a2, which the dual form's value penalty uses)."""
+    next_act = data.next_actions()[0] if hasattr(data, "next_actions") else None
+    return batch_from_arrays(data.observations, data.actions, data.rewards, data.next_observations, data.terminals,
+                             next_act)
+
+
+def mean_info(infos: list) -> dict:
+    """The infos of several calls ``[(updates, info), ...]`` averaged with the updates as weights."""
+    total = sum(n for n, _ in infos)
+    return {k: float(sum(n * np.asarray(i[k]) for n, i in infos) / total) for k in infos[0][1]}
+
+
+@partial(jax.jit, static_argnums=(0, 3, 4, 5))
+def update_many_seeds(agent, states, data, n: int, batch_size: int, shared_data: bool):
+    """:func:`update_many` of every seed at once: ``states`` stacked on a leading seed axis, ``data`` one
+    dataset for all (``shared_data``) or stacked too. One XLA program for all seeds."""
+    return jax.vmap(lambda s, d: update_many(agent, s, d, n, batch_size),
+                    (0, None if shared_data else 0))(states, data)
+
+
+def fit_seeds(learners: Sequence[ActorCriticLearner], datasets: Sequence, hooks: Sequence, starts: Sequence[int]):
+    """Train the learners of several seeds of one offline agent as one compiled program (``--vmap_seeds``).
+
+    Every learner must hold the same agent and schedule; ``starts`` are the chunks each seed's run resumes at
+    (all 0 for new runs). Chunks run from the earliest start for all seeds together; a seed whose checkpoint is
+    ahead (a kill between two seeds' checkpoints) gets its restored state put back into the stack once the
+    others reach it, and its hooks are only called from its own start on. Each seed's updates draw from its own
+    key, so the results equal sequential runs' up to float rounding (the batched matmuls may sum differently).
+    """
+    first = learners[0]
+    c, agent = first.config, first.agent
+    if any(L.agent != agent or L.config != c for L in learners):
+        raise ValueError("fit_seeds: the learners differ in more than their seed")
+    for L in learners:
+        if L.state is None:
+            L.state = L._init_state(0)
+    shared = all(d is datasets[0] for d in datasets)
+    data = (device_batch(datasets[0]) if shared else
+            jax.tree.map(lambda *x: jax.numpy.stack(x), *[device_batch(d) for d in datasets]))
+    restored = [L.state for L in learners]
+    stacked = jax.tree.map(lambda *x: jax.numpy.stack(x), *restored)
+    for chunk in range(min(starts), first.chunks):
+        infos = []
+        for n in first.calls(chunk):
+            stacked, info = update_many_seeds(agent, stacked, data, n, c.batch_size, shared)
+            infos.append((n, jax.device_get(wait(info))))
+        stop = False
+        for i, (L, h) in enumerate(zip(learners, hooks)):
+            if chunk + 1 == starts[i]:  # this seed's checkpoint was ahead: its own state joins the stack here
+                stacked = jax.tree.map(lambda s, r: s.at[i].set(r), stacked, restored[i])
+            if chunk < starts[i]:
+                continue
+            L.state = jax.tree.map(lambda s: s[i], stacked)
+            L.last_info = mean_info([(n, {k: v[i] for k, v in info.items()}) for n, info in infos])
+            stop |= h.step("train", chunk, dict(L.last_info, updates=first.updates_after(chunk))) is False
+        if stop:
+            return
 
 
 def spec_of(task) -> Spec:

@@ -98,6 +98,7 @@ class OfflineRun:
     script = "offline"
     progress_keys = PROGRESS_KEYS
     data_label = "behavior data"
+    bar_position: Optional[int] = None  # the progress bar's line (seeds trained together: one line each)
 
     def __init__(self, exp: Experiment, resume: bool = False, force: bool = False, progress: bool = True,
                  stop_after: Optional[int] = None, check_data: bool = True):
@@ -221,7 +222,8 @@ class OfflineRun:
         bc = "" if self.bc_return is None else f", BC return {self.bc_return:.1f}"
         self._say(f"{self.data_label} return {self.behavior['mean']:.1f} ({self.behavior['episodes']} episodes){bc}")
         n_iters = self.total_chunks()
-        self._bar = tqdm(total=n_iters, initial=start, desc=self.bar_label(), unit="itr", disable=not self.progress)
+        self._bar = tqdm(total=n_iters, initial=start, desc=self.bar_label(), unit="itr", disable=not self.progress,
+                         position=self.bar_position)
         self._t_run = self._t_chunk = time.time()
 
     def _after_trpo(self, itr: int, info: dict):
@@ -302,7 +304,8 @@ class OfflineRun:
 
     def bar_label(self) -> str:
         name = self.exp.flags["algorithm"]
-        return ALGORITHM_LABELS.get(name) or registry.LABELS[name]
+        label = ALGORITHM_LABELS.get(name) or registry.LABELS[name]
+        return label if self.bar_position is None else f"{label} seed {self.exp.seed}"
 
     def progress_row_extra(self) -> dict:
         return {}
@@ -329,6 +332,15 @@ class OfflineRun:
 
     # ------------------------------------------------------------------ main
     def run(self) -> dict:
+        phase, start = self.begin()
+        try:
+            self.learner.fit(self.data, self.train, self.val, self, phase, start)
+        finally:
+            self.tb.close()
+        return self.end()
+
+    def begin(self) -> tuple[str, int]:
+        """Data, restored state and open logs: returns the (phase, chunk) training starts at."""
         self.load_data()
         self.best_return, self.best_itr = -np.inf, -1
         self.bc_return = None
@@ -340,10 +352,10 @@ class OfflineRun:
         self.open_logs(phase, start)
         if phase in ("bc", "trpo") or self.model_free:
             self._start_trpo(start)
-        try:
-            self.learner.fit(self.data, self.train, self.val, self, phase, start)
-        finally:
-            self.tb.close()
+        return phase, start
+
+    def end(self) -> dict:
+        """After training: the final export and the summary ({} when the run was stopped early)."""
         if self.stopped:
             return {}
         self._bar.close()
