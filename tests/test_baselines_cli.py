@@ -94,3 +94,19 @@ def test_recursive_brac_trains_on_the_data_so_far(tmp_path):
     agent = list(csv.DictReader(open(tmp_path / "r" / "agent.csv")))
     assert [float(r["behavior_phase"]) for r in agent][:4] == [1.0, 0.0, 0.0, 1.0]  # π_b re-cloned each deployment
     assert (tmp_path / "r" / "policy_deployment2" / "policy.json").is_file()
+
+
+def test_recursive_sac_collects_with_its_own_actor(tmp_path):
+    out = script("recursive.py", "--env", "hopper", "--preset", "smoke", "--seed", "0", "--algorithm", "sac",
+                 "--log_dir", tmp_path / "r")
+    assert out.returncode == 0, out.stderr[-3000:]
+    from bremen.data import load_dataset
+
+    meta = load_dataset(str(tmp_path / "r" / "deployments" / "deployment_1.h5")).metadata
+    assert meta["policy"] == "sac after deployment 0"
+    assert meta["sampling_noise"] == "the tanh_gaussian policy's own samples"
+    rows = list(csv.DictReader(open(tmp_path / "r" / "deployments.csv")))
+    assert [int(r["real_samples"]) for r in rows] == [1000, 2000, 3000]
+    agent = list(csv.DictReader(open(tmp_path / "r" / "agent.csv")))
+    assert {"q_loss", "actor_loss", "alpha"} <= set(agent[0]) and len(agent) == 6  # 2 chunks per deployment
+    assert all(np.isfinite(float(r["q_loss"])) for r in agent)

@@ -82,6 +82,7 @@ def cliff_data(n=2000):
 
 CLIFF = {  # algorithm, --set algo.* settings (smoke networks, a few thousand updates)
     "naive": ("brac_primal", {"alpha": 0.0, "warm_start": 0}),
+    "sac": ("sac", {}),  # SAC: unregularized too
     "bcq": ("bcq", {}),
     "bear": ("bear", {"warmup_steps": 200}),
     "brac_primal": ("brac_primal", {"alpha": 1.0, "warm_start": 200}),
@@ -106,8 +107,9 @@ def cliff_results():
     return out
 
 
-def test_naive_q_learning_walks_off_the_cliff(cliff_results):
-    reward, action = cliff_results["naive"]
+@pytest.mark.parametrize("label", ["naive", "sac"])
+def test_naive_q_learning_walks_off_the_cliff(label, cliff_results):
+    reward, action = cliff_results[label]
     assert reward < 0 and action > -0.25, cliff_results
 
 

@@ -23,10 +23,12 @@ AGENTS = {
     "bear": ("bremen.algos.bear", "BEAR", "BEARConfig"),
     "brac_primal": ("bremen.algos.brac", "BRAC", "BRACConfig"),
     "brac_dual": ("bremen.algos.brac", "BRAC", "BRACConfig"),
+    "sac": ("bremen.algos.sac_agent", "SACAgent", "SACAgentConfig"),
 }
 MODEL_FREE = tuple(AGENTS)
 ALGORITHMS = MODEL_BASED + MODEL_FREE
-LABELS = {"bc": "BC", "bcq": "BCQ", "bear": "BEAR", "brac_primal": "BRAC (primal)", "brac_dual": "BRAC (dual)"}
+LABELS = {"bc": "BC", "bcq": "BCQ", "bear": "BEAR", "brac_primal": "BRAC (primal)", "brac_dual": "BRAC (dual)",
+          "sac": "SAC"}
 
 
 def module(name: str):

@@ -72,8 +72,9 @@ class RecursiveRun(OfflineRun):
             return self._batches[d]
         random = d == 0
         policy = None if random else self.learner.policy()
+        own = f"the {policy.kind} policy's own samples" if policy is not None else None
         meta = {"deployment": d, "policy": "uniform random" if random else f"{self.exp.flags['algorithm']} after "
-                f"deployment {d - 1}", "sampling_noise": None if random else
+                f"deployment {d - 1}", "sampling_noise": None if random else own if self.model_free else
                 {"gaussian": self.exp.trpo.sampling_std, "const_sampling": self.exp.trpo.const_sampling},
                 "run_dir": str(self.dir)}
         self._say(f"deployment {d}: collecting {self.batch_size} real steps with "
