@@ -205,3 +205,18 @@ def test_training_is_deterministic_under_a_seed(trained):
     for a, b, c in zip(jax.tree.leaves(runs[0][0]), jax.tree.leaves(again), jax.tree.leaves(other)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert not np.array_equal(np.asarray(runs[0][0].actor[0]["w"]), np.asarray(other.actor[0]["w"]))
+
+
+def test_the_learner_gives_the_dual_value_penalty_the_datasets_next_actions():
+    """BRAC-v in dual form reads Batch.next_act: the learner's device batch carries Dataset.next_actions."""
+    from bremen.data import Dataset
+    from bremen.learners.actor_critic import device_batch
+
+    r = np.random.default_rng(0)
+    obs = r.normal(size=(11, 3)).astype(np.float32)
+    ds = Dataset.from_arrays({"observations": obs[:-1], "next_observations": obs[1:],
+                              "actions": r.uniform(-1, 1, (10, 2)), "rewards": r.normal(size=10),
+                              "terminals": np.zeros(10), "timeouts": np.arange(10) == 9})
+    batch = device_batch(ds)
+    np.testing.assert_array_equal(np.asarray(batch.next_act[:9]), ds.actions[1:])
+    np.testing.assert_array_equal(np.asarray(batch.next_act[9]), ds.actions[9])  # truncated: its own action

@@ -333,3 +333,21 @@ def test_concat_ends_every_part_and_records_the_parts():
     assert_consistent(both)
     with pytest.raises(UserError, match="different"):
         concat([a, make_ds([3], [None], obs_dim=4)])
+
+
+def test_next_actions_follow_the_episode_and_stand_in_at_its_ends():
+    ds = make_ds([3, 2, 4], ["terminal", "timeout", None])
+    nxt, stood_in = ds.next_actions()
+    a = ds.actions
+    # rows 0,1 -> 1,2; row 2 terminal; row 3 -> 4; row 4 timeout; rows 5,6,7 -> 6,7,8; row 8 the data's end
+    for i, j in {0: 1, 1: 2, 3: 4, 5: 6, 6: 7, 7: 8}.items():
+        np.testing.assert_array_equal(nxt[i], a[j])
+    for i in (2, 4, 8):
+        np.testing.assert_array_equal(nxt[i], a[i])
+    assert stood_in == 3
+    # rows taken out of order (a uniform subsample) break the chain where the next row is not the next state
+    sub = ds.select(np.array([0, 2, 3, 4]))
+    nxt, stood_in = sub.next_actions()
+    np.testing.assert_array_equal(nxt[0], sub.actions[0])
+    np.testing.assert_array_equal(nxt[2], sub.actions[3])
+    assert stood_in == 3

@@ -25,7 +25,8 @@ Each update (BRAC's order): Q̄_k ← τ·Q_k + (1 − τ)·Q̄_k, then
   train_alpha_entropy:  L_αe = mean α_ent·(−log π(a|s) − H̄), H̄ = −|A|                               (E)
 
 value_penalty = True is BRAC-v, False BRAC-p. In the dual form D̂(s') in (Q) uses the dataset's next action
-(``Batch.next_act``), which must then be real, not the zeros of a dataset without it.
+(``Batch.next_act``, from ``bremen.data.Dataset.next_actions``: the next row's action where the episode goes on;
+at the last row of a truncated episode the row's own action stands in, one row in a thousand on MuJoCo data).
 
 Behavior policy (primal): the first ``behavior_steps`` updates only clone π_b with BRAC's BC recipe
 (``bremen.algos.bc_baseline``, eqs. 1-2; a ``lax.cond`` on the step counter, so ``update`` stays one jittable

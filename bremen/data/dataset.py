@@ -88,6 +88,17 @@ class Dataset:
         starts = np.concatenate([[0], ends[:-1]])
         return [slice(int(s), int(e)) for s, e in zip(starts, ends)]
 
+    def next_actions(self) -> tuple[np.ndarray, int]:
+        """The action taken at each row's next state (BRAC's ``a2``) where the next row continues the episode
+        (no terminal or timeout, and its observation is this row's next observation); elsewhere the row's own
+        action stands in (at a terminal it is never used). Returns (next actions, rows stood in)."""
+        nxt = self.actions.copy()
+        cont = ~self._end_mask()
+        cont[:-1] &= np.all(self.next_observations[:-1] == self.observations[1:], axis=1)
+        rows = np.flatnonzero(cont)
+        nxt[rows] = self.actions[rows + 1]
+        return nxt, int(len(self) - len(rows))
+
     def episode_returns(self) -> np.ndarray:
         """Undiscounted return of each episode (float64). A partial episode counts only its rows."""
         if len(self) == 0:
