@@ -24,6 +24,8 @@ SUBCOMMAND_MODULES = [
     "bremen.cli.recursive",
     "bremen.cli.video",
     "bremen.cli.evaluate",
+    "bremen.cli.plot",
+    "bremen.cli.table",
 ]
 
 

@@ -1,0 +1,1 @@
+"""Reading run directories into learning curves and results tables (``bremen plot``, ``bremen table``)."""

@@ -1,0 +1,125 @@
+"""bremen plot / bremen table on run directories with known numbers: the statistics, the figure, bad input."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import one_line_error
+
+from bremen.analysis.runs import find_runs, group_runs
+from bremen.analysis.stats import bootstrap_ci, mean_se, normalized
+from bremen.analysis.tables import format_table, table_rows
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bootstrap_interval_of_the_mean():
+    lo, hi = bootstrap_ci([5.0, 5.0, 5.0])
+    assert lo == hi == 5.0
+    x = np.random.default_rng(0).normal(10.0, 2.0, size=40)
+    lo, hi = bootstrap_ci(x)
+    m, se = mean_se(x)
+    assert lo < m < hi and abs((hi - lo) / (2 * 1.96 * se) - 1) < 0.15  # ~ the normal interval for n = 40
+    assert bootstrap_ci(x) == (lo, hi)  # reproducible
+    assert bootstrap_ci([3.0]) == (None, None) and mean_se([3.0]) == (3.0, None)
+    lo, hi = bootstrap_ci(np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]))  # per column
+    assert lo.shape == (2,) and np.all(lo <= [2.0, 3.0]) and np.all(hi >= [2.0, 3.0])
+    assert normalized(150.0, 50.0, 250.0) == 50.0
+
+
+def write_run(path, task, algorithm, seed, returns, behavior=1000.0, script="offline", finished=True,
+              deployments=None, data="data/x/pure.h5"):
+    path.mkdir(parents=True)
+    (path / "params.json").write_text(json.dumps({"script": script, "task": task, "seed": seed, "preset": "cpu",
+                                                  "data_path": data, "flags": {"algorithm": algorithm, "alpha": 0.0}}))
+    with open(path / "progress.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["Iteration", "episode_mean"])
+        w.writerows(enumerate(returns))
+    if deployments:
+        with open(path / "deployments.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["deployment", "real_samples", "final_return"])
+            w.writerows((d, 1000 * (d + 1), r) for d, r in enumerate(deployments))
+    if finished:
+        (path / "summary.json").write_text(json.dumps({"final_return": returns[-1], "best_return": max(returns),
+                                                       "bc_return": 800.0 if algorithm == "bremen" else None,
+                                                       "behavior_return": behavior}))
+
+
+@pytest.fixture()
+def sweep(tmp_path):
+    for seed, curve in enumerate([[100, 300, 500], [200, 400, 700], [300, 650, 600]]):
+        write_run(tmp_path / "s" / f"bcq{seed}", "hopper", "bcq", seed, curve)
+    write_run(tmp_path / "s" / "bremen0", "hopper", "bremen", 0, [900, 1100])
+    write_run(tmp_path / "s" / "bremen1", "hopper", "bremen", 1, [1000], finished=False)
+    write_run(tmp_path / "r" / "a", "half_cheetah", "bremen", 0, [1, 2, 3, 4], script="recursive",
+              deployments=[500.0, 1500.0])
+    return tmp_path
+
+
+def test_runs_are_found_below_folders_and_grouped_by_panel_and_algorithm(sweep):
+    runs = find_runs([sweep / "s", sweep / "r", sweep / "s" / "bcq0"])  # a run named twice counts once
+    assert len(runs) == 6
+    groups = group_runs(runs)
+    assert list(groups) == ["half_cheetah recursive", "hopper offline · pure"]
+    assert {k: len(v) for k, v in groups["hopper offline · pure"].items()} == {"BCQ": 3, "BREMEN": 2}
+    by = group_runs(runs, ["flags.alpha"])
+    assert "BCQ (alpha=0.0)" in by["hopper offline · pure"]
+
+
+def test_table_statistics_over_the_finished_seeds(sweep):
+    rows = {(r["panel"], r["algorithm"]): r for r in table_rows(find_runs([sweep]))}
+    bcq = rows["hopper offline · pure", "BCQ"]
+    assert bcq["seeds"] == 3 and bcq["final"]["per_seed"] == [500, 700, 600]
+    assert bcq["final"]["mean"] == pytest.approx(600.0) and bcq["final"]["stderr"] == pytest.approx(100 / np.sqrt(3))
+    assert bcq["best"]["mean"] == pytest.approx(1850 / 3)
+    lo, hi = bcq["final"]["ci95"]
+    assert 500 <= lo < 600 < hi <= 700
+    random = 18.2  # bremen.tasks: hopper's uniform-random return (docs/tasks.md)
+    assert bcq["final"]["normalized"] == pytest.approx(100 * (600 - random) / (1000 - random))
+    bremen = rows["hopper offline · pure", "BREMEN"]
+    assert bremen["seeds"] == 1 and bremen["final"]["stderr"] is None  # the unfinished seed is left out
+    md = format_table(list(rows.values()))
+    assert "| hopper offline · pure | BCQ | 3 | - | 600.0 ± 57.7 |" in md  # BC: only model-based runs fit one
+    assert "| hopper offline · pure | BREMEN | 1 | 800.0 | 1100.0 |" in md
+    assert rows["half_cheetah recursive", "BREMEN"]["final"]["mean"] == 1500.0  # the last deployment's evaluation
+    assert "\\pm" in format_table(list(rows.values()), "latex")
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "bremen.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+
+
+def test_plot_and_table_commands(sweep, tmp_path):
+    out = cli("plot", sweep / "s", "--out", tmp_path / "fig" / "curves.png")
+    assert out.returncode == 0, out.stderr
+    png = (tmp_path / "fig" / "curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    out = cli("plot", sweep / "r", "--out", tmp_path / "rec.svg")
+    assert out.returncode == 0 and (tmp_path / "rec.svg").read_text().lstrip().startswith("<?xml")
+    out = cli("table", sweep, "--format", "csv", "--json", tmp_path / "t.json")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].startswith("runs,algorithm,seeds")
+    assert "not counted (1 unfinished)" in out.stderr
+    assert len(json.loads((tmp_path / "t.json").read_text())) == 3
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["plot", "NOPE", "--out", "x.png"], ["NOPE does not exist"]),
+    (["plot", "SWEEP", "--out", "OUT/x.jpg"], ["file type must be one of .png, .pdf, .svg"]),
+    (["plot", "SWEEP/s", "--out", "OUT/x.png", "--x", "deployment"], ["needs recursive runs"]),
+    (["plot", "SWEEP", "--out", "OUT/x.png", "--by", "flags.nope"], ["--by flags.nope", "no such key"]),
+    (["table", "OUT"], ["no bremen run directories"]),
+    (["table", "SWEEP", "--reference", "expert"], ["--reference 'expert' is not behavior, d4rl or a number"]),
+])
+def test_bad_input_is_one_line(sweep, tmp_path, args, fragments):
+    (tmp_path / "OUT").mkdir()
+    args = [a.replace("SWEEP", str(sweep)).replace("OUT", str(tmp_path / "OUT")) for a in args]
+    one_line_error(cli(*args), *fragments)
+    assert not any((tmp_path / "OUT").iterdir())
