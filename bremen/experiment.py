@@ -247,12 +247,15 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
 
 
 def _run_dir(args, flags, params: ParamFile, seed: int) -> Path:
-    """The original's layout: <log_save_dir>/<env>[/<noise>]/<sub_exp_name>/<exp_name>/<exp_name>_seed<seed>[<noise>]."""
     root = Path(args.log_dir) if args.log_dir else Path(params.log_save_dir)
-    noise = flags["noise"]
-    parts = [args.env] + ([noise] if noise != "pure" else []) + [flags["sub_exp_name"], flags["exp_name"]]
-    leaf = f"{flags['exp_name']}_seed{seed}" + (noise if noise != "pure" else "")
-    return root.joinpath(*[p for p in parts if p], leaf)
+    return run_dir_layout(root, args.env, flags["noise"], flags["exp_name"], seed, flags["sub_exp_name"])
+
+
+def run_dir_layout(root, env: str, noise: str, exp_name: str, seed: int, sub_exp_name: str = "") -> Path:
+    """The original's layout: <root>/<env>[/<noise>]/<sub_exp_name>/<exp_name>/<exp_name>_seed<seed>[<noise>]."""
+    parts = [env] + ([noise] if noise != "pure" else []) + [sub_exp_name, exp_name]
+    leaf = f"{exp_name}_seed{seed}" + (noise if noise != "pure" else "")
+    return Path(root).joinpath(*[p for p in parts if p], leaf)
 
 
 def _deployment_plan(flags: dict, args, horizon: int) -> None:

@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES = [
     "bremen.cli.evaluate",
     "bremen.cli.plot",
     "bremen.cli.table",
+    "bremen.cli.sweep",
 ]
 
 

@@ -1,0 +1,197 @@
+"""Running a sweep: check the whole grid first, then run its jobs on local processes or on a Ray cluster.
+
+Before anything runs, every job's command is parsed and resolved exactly as offline.py / recursive.py would
+(a misspelled algorithm, a bad ``--set`` key, a missing dataset: one line, exit 2, nothing started). Jobs
+whose cells are all done are skipped; a cell with a run directory is continued with ``--resume`` (exact
+resume: bremen.loops.run). A failed job is recorded with its error line and the others go on.
+
+Local: ``jobs`` worker threads (joblib), each waiting on one subprocess; the subprocesses die with the sweep
+(``PR_SET_PDEATHSIG`` on Linux), so a killed sweep leaves no orphan writing into a run directory. Ray: each job
+is a task with ``cpus_per_job`` CPUs that runs the same command on whichever node Ray picks, in the same
+working directory, so the nodes must share the file system (data/, the sweep folder).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from bremen.errors import UserError
+from bremen.sweep.grid import LOGS, SCRIPTS, Index, Job, Spec, cells_of, data_path, jobs_of, run_dir
+
+STOPPED_CODES = (130, -2, -9, -15)  # Ctrl-C, SIGINT, SIGKILL, SIGTERM
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux: the child outlives a killed sweep
+        pass
+
+
+def run_command(argv: list, cwd: str, log: str) -> tuple[int, float]:
+    """Run one job's command with its output appended to ``log``: (exit status, seconds)."""
+    t0 = time.time()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log, "a") as f:
+        f.write(f"\n$ {' '.join(argv)}\n")
+        f.flush()
+        rc = subprocess.call(argv, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, env=env,
+                             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+    return rc, time.time() - t0
+
+
+def error_line(log: Path) -> str:
+    """The line that says why a job failed: bremen's one-line error, else the last line it printed."""
+    try:
+        lines = [ln.split("\r")[-1].strip() for ln in log.read_text(errors="replace").splitlines()]
+    except OSError:
+        return "(no log)"
+    lines = [ln for ln in lines if ln]
+    errors = [ln for ln in lines if ln.startswith("bremen: error:")]
+    return (errors or lines or ["(no output)"])[-1][:400]
+
+
+def check_spec(spec: Spec) -> None:
+    """The grid's own mistakes, before any job is resolved."""
+    from bremen.algos import registry
+    from bremen.flags import NOISES
+
+    if spec.script not in SCRIPTS:
+        raise UserError(f"--script {spec.script!r} is not one of {', '.join(SCRIPTS)}")
+    for name, values in (("--tasks", spec.tasks), ("--algorithms", spec.algorithms), ("--seeds", spec.seeds)):
+        if not values:
+            raise UserError(f"{name}: give at least one")
+    for a in spec.algorithms:
+        if a not in registry.ALGORITHMS:
+            raise UserError(f"--algorithms: {a!r} is not one of {', '.join(registry.ALGORITHMS)}")
+    for n in spec.noises:
+        if n not in NOISES:
+            raise UserError(f"--noises: {n!r} is not one of {', '.join(NOISES)}")
+    if spec.data_path and spec.noises != ["pure"]:
+        raise UserError("--data_path and --noises contradict each other; give one of them")
+    if spec.script == "recursive" and spec.data_path:
+        raise UserError("--data_path: recursive runs collect their own data; drop it (or use --script offline)")
+    if spec.vmap_seeds and spec.script != "offline":
+        raise UserError("--vmap_seeds is for offline sweeps (recursive runs train their seeds one after another)")
+    if spec.script == "offline":
+        missing = {str(data_path(spec, c)): c for c in cells_of(spec) if not data_path(spec, c).is_file()}
+        if missing:
+            path, c = sorted(missing.items())[0]
+            hint = "" if spec.data_path else (f"; make each with e.g. bremen collect --task {c.task} --noise {c.noise} "
+                                              f"--n 100000 --out {path}")
+            raise UserError(f"dataset{'s' if len(missing) > 1 else ''} {', '.join(sorted(missing))} not found{hint}")
+
+
+def check_job(job: Job) -> None:
+    """Parse and resolve the job's command as its script would: a user mistake is one line, before any run."""
+    from bremen.cli.offline import build_parser as offline_parser
+    from bremen.cli.recursive import build_parser as recursive_parser
+    from bremen.experiment import resolve
+
+    script = job.argv[3]
+    parser = offline_parser() if script == "offline" else recursive_parser()
+    parser.exit_on_error = False
+    try:
+        args = parser.parse_args(job.argv[4:])
+    except (SystemExit, Exception) as e:  # argparse: SystemExit or ArgumentError
+        raise UserError(f"{job.name}: {e if not isinstance(e, SystemExit) else 'invalid arguments'} "
+                        f"(in {' '.join(job.argv[3:])})")
+    resolve(args, script)
+
+
+def run_sweep(spec: Spec, out: Path, jobs: int = 1, ray: Optional[str] = None, cpus_per_job: float = 1.0,
+              say: Callable[[str], None] = print) -> dict:
+    """Run every unfinished job of ``spec`` into ``out``; returns {state: number of cells}."""
+    from bremen.io.paths import writable_dir
+
+    check_spec(spec)
+    if jobs < 1:
+        raise UserError(f"--jobs {jobs}: give at least 1")
+    cores = os.cpu_count() or 1
+    if ray is None and jobs > cores:
+        say(f"--jobs {jobs} is more than this machine's {cores} cores; running {cores} at a time")
+        jobs = cores
+    out = Path(out).resolve()
+    cells = cells_of(spec)
+    all_jobs = jobs_of(spec, out, cells)
+    for job in all_jobs:
+        check_job(job)
+    writable_dir(out, "--out")
+    (out / LOGS).mkdir(parents=True, exist_ok=True)
+    index = Index(out, spec, cells)
+    todo = [j for j in all_jobs if any(index.cells[c.name]["state"] != "done" for c in j.cells)]
+    say(f"sweep {out}: {len(cells)} cells, {len(cells) - sum(len(j.cells) for j in todo)} done, "
+        f"{len(todo)} jobs to run ({'ray ' + ray if ray else f'{jobs} local process(es)'})")
+    t0, finished = time.time(), [0]
+
+    def start(job: Job, verb: str = "start") -> None:
+        index.update(job.cells, state="running", started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        say(f"{verb:<6} {job.name}{' (resuming)' if '--resume' in job.argv else ''}  log: {job.log}")
+
+    def finish(job: Job, rc: int, seconds: float) -> None:
+        done = [c for c in job.cells if (run_dir(out, c) / "summary.json").is_file()]
+        state = "done" if rc == 0 and len(done) == len(job.cells) else "stopped" if rc in STOPPED_CODES else "failed"
+        error = None if state == "done" else error_line(job.log)
+        index.update(job.cells, state=state, returncode=rc, wall_s=round(seconds, 1), error=error)
+        finished[0] += 1
+        say(f"{state:<6} {job.name} ({seconds:.0f} s) [{finished[0]}/{len(todo)}]" + (f": {error}" if error else ""))
+
+    try:
+        if ray:
+            _run_ray(todo, ray, cpus_per_job, start, finish)
+        else:
+            _run_local(todo, jobs, start, finish)
+    except KeyboardInterrupt:
+        index.update([c for j in todo for c in j.cells if index.cells[c.name]["state"] == "running"], state="stopped")
+        say(f"interrupted; run the same bremen sweep command again to resume ({out / 'sweep.json'} has each cell's state)")
+        raise
+    counts: dict = {}
+    for c in cells:
+        counts[index.cells[c.name]["state"]] = counts.get(index.cells[c.name]["state"], 0) + 1
+    say(f"sweep {out}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f"; {time.time() - t0:.0f} s")
+    return counts
+
+
+def _run_local(todo: list, jobs: int, start, finish) -> None:
+    from joblib import Parallel, delayed
+
+    def one(job: Job) -> None:
+        start(job)
+        finish(job, *run_command(job.argv, os.getcwd(), str(job.log)))
+
+    Parallel(n_jobs=jobs, backend="threading")(delayed(one)(j) for j in todo)
+
+
+def _run_ray(todo: list, address: str, cpus_per_job: float, start, finish) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--ray needs Ray: pip install 'bremen[cluster]' (or pip install ray)")
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except Exception as e:  # no cluster at that address
+            raise UserError(f"--ray {address}: cannot connect ({str(e).splitlines()[0]}); start one with "
+                            f"'ray start --head' or give its address") from None
+
+    @ray.remote(num_cpus=cpus_per_job)
+    def remote(argv, cwd, log):
+        return run_command([sys.executable, *argv[1:]], cwd, log)
+
+    cwd = os.getcwd()
+    refs = {}
+    for job in todo:  # Ray starts each when a node has cpus_per_job CPUs free
+        start(job, "queued")
+        refs[remote.remote(job.argv, cwd, str(job.log))] = job
+    while refs:
+        ready, _ = ray.wait(list(refs), num_returns=1)
+        for ref in ready:
+            finish(refs.pop(ref), *ray.get(ref))

@@ -1,0 +1,154 @@
+"""bremen sweep: a local grid (spec file, --jobs 2), killed and resumed to the same results, a failing cell that
+does not stop the others, vmapped seeds, a local Ray instance, and bad input."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import one_line_error
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMING = ("time_trpo", "time_eval", "time_total", "time_train")
+
+
+def sweep(*args, timeout=900, env=None):
+    return subprocess.run([sys.executable, "-m", "bremen.cli", "sweep", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT, env=env)
+
+
+def progress(run_dir):
+    with open(run_dir / "progress.csv") as f:
+        return [{k: v for k, v in r.items() if k not in TIMING} for r in csv.DictReader(f)]
+
+
+def states(out):
+    return {k: v["state"] for k, v in json.loads((out / "sweep.json").read_text())["cells"].items()}
+
+
+CELLS = ["hopper/pure/bc/seed0", "hopper/pure/bc/seed1", "hopper/pure/bremen/seed0", "hopper/pure/bremen/seed1"]
+RUNS = ["hopper/bc/bc_seed0", "hopper/bc/bc_seed1", "hopper/bremen/bremen_seed0", "hopper/bremen/bremen_seed1"]
+
+
+@pytest.fixture(scope="module")
+def grid(hopper_data, tmp_path_factory):
+    d = tmp_path_factory.mktemp("sweep")
+    spec = d / "grid.yaml"
+    spec.write_text(f"tasks: [hopper]\nalgorithms: [bc, bremen]\nseeds: [0, 1]\npreset: smoke\n"
+                    f"data_path: {hopper_data}\n")
+    full = sweep("--spec", spec, "--jobs", "2", "--out", d / "full")
+    assert full.returncode == 0, full.stderr[-3000:]
+    return d, spec
+
+
+def test_local_sweep_runs_every_cell_and_skips_them_when_run_again(grid):
+    d, spec = grid
+    assert states(d / "full") == dict.fromkeys(CELLS, "done")
+    for run in RUNS:
+        assert (d / "full" / run / "summary.json").is_file()
+    again = sweep("--spec", spec, "--jobs", "2", "--out", d / "full")
+    assert again.returncode == 0 and "4 cells, 4 done, 0 jobs to run" in again.stderr
+    table = subprocess.run([sys.executable, "-m", "bremen.cli", "table", d / "full"], capture_output=True, text=True,
+                           cwd=ROOT)
+    assert table.returncode == 0 and "| BC | 2 |" in table.stdout and "| BREMEN | 2 |" in table.stdout
+
+
+def test_killed_sweep_resumes_to_the_same_results(grid):
+    d, spec = grid
+    out = d / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "bremen.cli", "sweep", "--spec", str(spec), "--jobs", "2",
+                             "--out", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:  # kill once a BREMEN cell has checkpointed
+        if any((out / r / "checkpoint.npz").exists() for r in RUNS[2:]):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(1.0)
+    orphans = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
+    assert not orphans, "cells outlived the killed sweep"
+    assert "running" in states(out).values()  # the index still says so: the resumed sweep must find out
+    resumed = sweep("--spec", spec, "--jobs", "2", "--out", out)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "(resuming)" in resumed.stderr
+    assert states(out) == dict.fromkeys(CELLS, "done")
+    for run in RUNS:
+        assert progress(out / run) == progress(d / "full" / run), run
+
+
+def test_a_failing_cell_is_recorded_and_the_others_finish(hopper_data, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(hopper_data, data / "hopper.h5")
+    shutil.copy(hopper_data, data / "walker2d.h5")  # hopper's transitions: wrong dimensions for walker2d
+    out = tmp_path / "s"
+    res = sweep("--tasks", "hopper", "walker2d", "--algorithms", "bc", "--seeds", "0", "--preset", "smoke",
+                "--data_path", f"{data}/{{task}}.h5", "--out", out)
+    assert res.returncode == 1, res.stderr[-3000:]
+    cells = json.loads((out / "sweep.json").read_text())["cells"]
+    assert cells["hopper/pure/bc/seed0"]["state"] == "done"
+    bad = cells["walker2d/pure/bc/seed0"]
+    assert bad["state"] == "failed" and bad["returncode"] == 2 and bad["error"].startswith("bremen: error:")
+    assert "walker2d" in bad["error"]
+
+
+def test_vmapped_seeds_run_as_one_job(hopper_data, tmp_path):
+    res = sweep("--tasks", "hopper", "--algorithms", "bc", "--seeds", "0", "1", "--preset", "smoke", "--data_path",
+                hopper_data, "--vmap_seeds", "--out", tmp_path / "v")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "1 jobs to run" in res.stderr and "hopper/pure/bc/seed0+1" in res.stderr
+    assert states(tmp_path / "v") == {"hopper/pure/bc/seed0": "done", "hopper/pure/bc/seed1": "done"}
+    assert "--vmap_seeds" in (tmp_path / "v" / "_logs" / "hopper_pure_bc_seed0+1.log").read_text()
+
+
+def test_sweep_on_a_local_ray_instance(hopper_data, tmp_path):
+    pytest.importorskip("ray")
+    ray_bin = Path(sys.executable).parent / "ray"
+    env = dict(os.environ, RAY_AUTH_MODE="disabled")
+    start = subprocess.run([str(ray_bin), "start", "--head", "--num-cpus", "2", "--include-dashboard", "false",
+                            "--disable-usage-stats", "--port", "0"], capture_output=True, text=True, env=env,
+                           timeout=120)
+    assert start.returncode == 0, start.stderr[-2000:]
+    try:
+        res = sweep("--tasks", "hopper", "--algorithms", "bc", "--seeds", "0", "1", "--preset", "smoke",
+                    "--data_path", hopper_data, "--ray", "auto", "--out", tmp_path / "r", env=env)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert "(ray auto)" in res.stderr and "Connected to Ray cluster" in res.stderr
+        assert states(tmp_path / "r") == {"hopper/pure/bc/seed0": "done", "hopper/pure/bc/seed1": "done"}
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--tasks", "hopper", "--algorithms", "bcqq"], ["--algorithms: 'bcqq' is not one of", "bremen", "sac"]),
+    (["--tasks", "hopper", "--algorithms", "bc", "--noises", "eps9"], ["--noises: 'eps9' is not one of"]),
+    (["--tasks", "hopper", "--algorithms", "bc", "--noises", "eps1", "--data_path", "DATA"],
+     ["--data_path and --noises contradict"]),
+    (["--tasks", "hopper", "--algorithms", "bc", "--noises", "eps3"],
+     ["data/hopper/eps3.h5 not found", "bremen collect --task hopper --noise eps3"]),
+    (["--tasks", "hopper", "--algorithms", "bc", "--data_path", "DATA", "--set", "algo.nope=1"],
+     ["'nope' is not a setting of BCConfig"]),
+    (["--tasks", "hopper", "--algorithms", "bc", "--script", "recursive", "--vmap_seeds"],
+     ["--vmap_seeds is for offline sweeps"]),
+    (["--algorithms", "bc"], ["--tasks is required"]),
+    (["--spec", "SPEC"], ["--spec", "unknown key(s) algorithm"]),
+])
+def test_bad_input_is_one_line_and_starts_nothing(hopper_data, tmp_path, args, fragments):
+    (tmp_path / "spec.json").write_text(json.dumps({"tasks": ["hopper"], "algorithm": ["bc"]}))
+    args = [str(hopper_data) if a == "DATA" else str(tmp_path / "spec.json") if a == "SPEC" else a for a in args]
+    one_line_error(sweep(*args, "--preset", "smoke", "--out", tmp_path / "out"), *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_of_another_sweep_is_refused(grid):
+    d, spec = grid
+    res = sweep("--spec", spec, "--preset", "cpu", "--out", d / "full")
+    one_line_error(res, "holds a sweep with other settings")
