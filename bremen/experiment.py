@@ -206,6 +206,8 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
             flags[k] = getattr(args, k, None)
     flags["exp_name"] = flags.get("exp_name") or algorithm
     if script == "recursive":
+        # --data_path: deployment 0 is that dataset (a warm start) instead of uniform random actions
+        flags["initial_data"] = str(args.data_path) if args.data_path else None
         _deployment_plan(flags, args, params.env_horizon)
         if preset == "smoke":
             _shrink_deployments(flags, params.env_horizon)

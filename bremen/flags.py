@@ -83,7 +83,9 @@ def add_original_flags(p: argparse.ArgumentParser, script: str) -> None:
     b.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
                    help="override one param-file value after the preset, e.g. --set dynamics.epochs=200 "
                         "(VALUE is JSON: 200, 1e-3, true, [64,64]); repeatable")
-    b.add_argument("--data_path", default=None, help="dataset file (default data/<env>/<noise>.h5)")
+    b.add_argument("--data_path", default=None, help="recursive: start from this dataset instead of a uniform-random "
+                   "first batch" if script == "recursive" else "dataset file: bremen's format or a D4RL-layout HDF5 "
+                   "file (default data/<env>/<noise>.h5)")
     b.add_argument("--log_dir", default=None, help="run directory (default from log_save_dir/env/exp_name/seed)")
     b.add_argument("--seed", type=int, default=None, help="one seed (same as --random_seeds S)")
     b.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")

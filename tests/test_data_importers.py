@@ -4,8 +4,10 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -397,3 +399,33 @@ def test_repairing_a_file_with_both_flags_through_the_d4rl_importer(tmp_path):
     save_dataset(fixed, tmp_path / "fixed.h5")
     back = load_dataset(tmp_path / "fixed.h5")
     assert back.terminals[3] and not back.timeouts[3] and back.metadata["task"] == "x"
+
+
+def d4rl_from(ds, path):
+    """A D4RL-layout copy of a bremen dataset: float64 arrays, [N, 1] columns, an infos/ group, no
+    next_observations and no timeouts (a v0 file)."""
+    term = ds.terminals.copy()
+    with h5py.File(path, "w") as f:
+        f["observations"] = ds.observations.astype(np.float64)
+        f["actions"] = ds.actions.astype(np.float64)
+        f["rewards"] = ds.rewards.astype(np.float64)[:, None]
+        f["terminals"] = term[:, None]
+        f["infos/qpos"] = np.zeros((len(ds), 2))
+        f["metadata/algorithm"] = np.bytes_("SAC")
+
+
+def test_a_d4rl_file_is_read_directly_by_offline_and_dataset_info(hopper_data, tmp_path):
+    ds = load_dataset(hopper_data)
+    d4rl_from(ds, tmp_path / "hopper-d4rl.hdf5")
+    info = subprocess.run([sys.executable, "-m", "bremen.cli", "dataset", "info", str(tmp_path / "hopper-d4rl.hdf5"),
+                           "--task", "hopper"], capture_output=True, text=True)
+    assert info.returncode == 0, info.stderr
+    assert "read as a d4rl file" in info.stderr and "actions, observations, rewards cast to float32" in info.stderr
+    assert "no next_observations" in info.stderr and "source_format: d4rl" in info.stdout
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, str(root / "offline.py"), "--env", "hopper", "--preset", "smoke", "--seed",
+                          "0", "--data_path", str(tmp_path / "hopper-d4rl.hdf5"), "--log_dir", str(tmp_path / "run"),
+                          "--algorithm", "bc"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "read as a d4rl file" in out.stderr and "bremen dataset convert" in out.stderr
+    assert (tmp_path / "run" / "summary.json").is_file()

@@ -109,7 +109,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(marker, full_run, tmp_pa
     (["--deployments", "4", "--onpol_iters", "7"], "give one of --deployments and --onpol_iters"),
     (["--n_train", "100"], "less than one 1000-step path"),
     (["--log_dir", "/proc/bremen_run"], "cannot write there"),
-    (["--data_path", "data/hopper/pure.h5"], "collects its own data"),
+    (["--data_path", "nope/none.h5"], "no such dataset"),
 ])
 def test_bad_input_is_one_line_error(extra, fragment, tmp_path):
     args = [*SMOKE, *extra] if "--log_dir" in extra else [*SMOKE, "--log_dir", tmp_path / "r", *extra]
@@ -178,3 +178,16 @@ def test_every_deployment_ends_with_a_ten_episode_evaluation_and_its_policy(full
         assert meta["return"]["episode_mean"] == pytest.approx(float(r["final_return"]), rel=1e-5)
     summary = json.loads((full / "summary.json").read_text())
     assert summary["deployment_returns"] == pytest.approx([float(r["final_return"]) for r in rows], rel=1e-5)
+
+
+def test_recursive_warm_start_from_a_dataset(hopper_data, tmp_path):
+    """--data_path: deployment 0 is that dataset (written once into the run), later ones are collected."""
+    out = recursive(*SMOKE, "--log_dir", tmp_path / "w", "--data_path", hopper_data, "--deployments", "2")
+    assert out.returncode == 0, out.stderr[-3000:]
+    from bremen.data import load_dataset
+
+    first = load_dataset(str(tmp_path / "w" / "deployments" / "deployment_0.h5"))
+    assert len(first) == 6000 and first.metadata["policy"] == f"dataset {hopper_data}"
+    rows = list(csv.DictReader(open(tmp_path / "w" / "deployments.csv")))
+    assert [int(r["real_samples"]) for r in rows] == [6000, 7000]
+    assert "deployment 0: the dataset" in out.stderr

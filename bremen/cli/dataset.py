@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -24,14 +25,25 @@ def summary(ds: Dataset) -> str:
     )
 
 
+def read(args):
+    """The file as bremen reads it anywhere (a D4RL-layout file converted on the fly, with a note)."""
+    from bremen.data.importers import inferred_note, read_dataset
+
+    ds = read_dataset(args.file, args.task)
+    note = inferred_note(ds)
+    if note:
+        print(f"note: {args.file}: {note}", file=sys.stderr)
+    return ds
+
+
 def cmd_validate(args) -> int:
-    ds = load_dataset(args.file, args.task)
+    ds = read(args)
     print(f"OK: {args.file}: {summary(ds)}")
     return 0
 
 
 def cmd_info(args) -> int:
-    ds = load_dataset(args.file, args.task)
+    ds = read(args)
     returns = ds.episode_returns()
     lengths = np.diff(np.concatenate([[0], ds.episode_ends() + 1]))
     lines = [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from bremen.errors import UserError
 from bremen.flags import add_original_flags
@@ -35,9 +36,9 @@ def run_recursive(args) -> int:
     from bremen.experiment import resolve
     from bremen.loops.recursive import RecursiveRun, deployment_table
 
-    if args.data_path:
-        raise UserError(f"--data_path {args.data_path}: recursive.py collects its own data, deployment by deployment; "
-                        f"train on a fixed dataset with offline.py")
+    if args.data_path and not Path(args.data_path).exists():
+        raise UserError(f"--data_path {args.data_path}: no such dataset (recursive.py starts from it instead of a "
+                        f"uniform-random first batch)")
     exps = resolve(args, "recursive")
     runs = [RecursiveRun(exp, resume=args.resume, force=args.force) for exp in exps]
     summaries = run_each(runs, lambda r: f"; {r.deployments} deployments of {r.batch_size} real steps, "

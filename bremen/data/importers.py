@@ -104,6 +104,9 @@ def import_d4rl(path: str, task=None, horizon: int = 1000) -> Dataset:
     for k in ("observations", "actions", "next_observations"):
         if k in raw and raw[k].ndim != 2:
             raise UserError(f"{source}: '{k}' has shape {raw[k].shape}, expected [N, dim]")
+    cast = sorted(k for k, a in raw.items() if a.dtype.kind == "f" and a.dtype != np.float32)
+    if cast:
+        metadata["cast_to_float32"] = cast
     rewards = _squeeze_column(raw["rewards"], "rewards", source)
     terminals = _squeeze_column(raw["terminals"], "terminals", source).astype(bool)
     n = len(terminals)
@@ -387,3 +390,33 @@ def import_any(path: str, fmt: str = "auto", task=None, horizon: int = 1000) -> 
     if fmt == "bremen":
         return load_dataset(path, task)
     raise UserError(f"unknown dataset format {fmt!r}; use auto, {', '.join(FORMATS)}")
+
+
+def inferred_note(ds: Dataset) -> str:
+    """What reading a non-bremen file inferred or changed, from its import metadata ('' for a bremen file)."""
+    m = ds.metadata
+    fmt = m.get("source_format")
+    if not fmt:
+        return ""
+    parts = []
+    if m.get("cast_to_float32"):
+        parts.append(f"{', '.join(m['cast_to_float32'])} cast to float32")
+    if "timeouts_inferred_horizon" in m:
+        parts.append(f"no timeouts: inferred at every {m['timeouts_inferred_horizon']} steps without a terminal")
+    if "dropped_episode_end_rows" in m:
+        parts.append(f"no next_observations: taken from the next rows, {m['dropped_episode_end_rows']} episode-end "
+                     f"rows dropped")
+    if m.get("both_flags_rows"):
+        parts.append(f"{m['both_flags_rows']} rows with both flags kept as terminals")
+    return f"read as a {fmt} file" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def read_dataset(path, task=None) -> Dataset:
+    """Any dataset where bremen reads one: a bremen file, or a D4RL-layout HDF5 file, a Minari dataset or a BRAC
+    checkpoint converted on the fly with the converter's rules (:func:`inferred_note` says what was inferred)."""
+    path = os.fspath(path)
+    fmt = detect_format(path)
+    if fmt == "bremen":
+        return load_dataset(path, task)
+    horizon = getattr(resolve_task(task), "horizon", None) or 1000
+    return import_any(path, fmt, task, horizon)

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bremen import __version__
-from bremen.data import load_dataset
+from bremen.data.importers import inferred_note, read_dataset
 from bremen.errors import UserError
 from bremen.experiment import ALGORITHM_LABELS, Experiment
 from bremen.io.checkpoint import load_checkpoint, save_checkpoint
@@ -123,7 +123,10 @@ class OfflineRun:
 
     def load_data(self):
         exp = self.exp
-        ds = load_dataset(str(exp.data_path), task=self.task)
+        ds = read_dataset(str(exp.data_path), task=self.task)
+        note = inferred_note(ds)
+        if note:
+            self._say(f"{exp.data_path}: {note}; `bremen dataset convert` writes it in bremen's format")
         n = min(exp.flags["n_train"], len(ds))
         self.data = ds.subsample(n, mode=exp.flags["subsample"], seed=exp.seed)
         self.train, self.val = self.data.split(0.15, by="order")

@@ -1,7 +1,8 @@
 """Deployment-efficient BREMEN (``recursive.py`` / ``bremen recursive``), ORIGINAL.md §2.2.
 
 For each of ``deployments`` deployments d: collect ``batch_size`` real steps (d = 0: uniform random
-actions; later: the current policy with its sampling noise, ``--gaussian``/``--const_sampling``), write
+actions, or the dataset of ``--data_path``, a warm start; later: the current policy with its sampling noise,
+``--gaussian``/``--const_sampling``), write
 them once as ``deployments/deployment_<d>.h5`` (the project's dataset format), then train the learner on
 the data so far: the ensemble warm-started on every batch's 85/15 split, BC re-initialized on the latest
 batch (``--all_bc``: on all) with statistics over every batch, the policy from BC (BREMEN) or carried
@@ -25,6 +26,7 @@ import numpy as np
 from bremen.data import load_dataset
 from bremen.data.collect import collect
 from bremen.data.dataset import concat, save_dataset
+from bremen.data.importers import inferred_note, read_dataset
 from bremen.experiment import Experiment
 from bremen.io.checkpoint import load_checkpoint
 from bremen.io.csvlog import CSVLog
@@ -70,6 +72,13 @@ class RecursiveRun(OfflineRun):
         if path.is_file():
             self._batches[d] = load_dataset(str(path), task=self.task)
             return self._batches[d]
+        initial = self.exp.flags.get("initial_data")
+        if d == 0 and initial:  # a warm start: the given dataset is the first batch, written once like any other
+            batch = read_dataset(initial, task=self.task)
+            note = inferred_note(batch)
+            self._say(f"deployment 0: the dataset {initial} ({len(batch)} transitions{'; ' + note if note else ''})")
+            batch.metadata.update({"deployment": 0, "policy": f"dataset {initial}", "run_dir": str(self.dir)})
+            return self._write_batch(d, batch)
         random = d == 0
         policy = None if random else self.learner.policy()
         own = f"the {policy.kind} policy's own samples" if policy is not None else None
@@ -81,6 +90,10 @@ class RecursiveRun(OfflineRun):
                   f"{'uniform random actions' if random else 'the current policy'}")
         batch = collect(self.task, "random" if random else "pure", self.batch_size, policy,
                         derived_seed(self.exp.seed, DEPLOY_STREAM, d), self.progress, meta)
+        return self._write_batch(d, batch)
+
+    def _write_batch(self, d: int, batch):
+        path = self.deployment_path(d)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_dataset(batch, str(path))
         return self.deployment_batch(d)
