@@ -123,3 +123,27 @@ def test_bad_input_is_one_line(sweep, tmp_path, args, fragments):
     args = [a.replace("SWEEP", str(sweep)).replace("OUT", str(tmp_path / "OUT")) for a in args]
     one_line_error(cli(*args), *fragments)
     assert not any((tmp_path / "OUT").iterdir())
+
+
+def test_diagnose_replays_real_episodes_through_every_member(hopper_data, tmp_path):
+    run = tmp_path / "run"
+    out = subprocess.run([sys.executable, str(ROOT / "offline.py"), "--env", "hopper", "--preset", "smoke", "--seed",
+                          "0", "--data_path", str(hopper_data), "--log_dir", str(run)], capture_output=True, text=True,
+                         timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = cli("diagnose", run, "--episodes", "3", "--horizon", "20", "--out", tmp_path / "d.png")
+    assert res.returncode == 0, res.stderr
+    d = json.loads((tmp_path / "d.json").read_text())
+    members = d["open_loop_members"]
+    k = json.loads((run / "params.json").read_text())["dynamics"]["ensemble_size"]
+    assert len(members) == k == len(d["one_step_members"]) and all(len(m) == 21 for m in members)
+    assert all(m[0] == 0.0 for m in members)  # step 0 is the real start state
+    for m, one in zip(members, d["one_step_members"]):
+        assert m[1] == pytest.approx(one[0], rel=1e-5)  # from s_0 the first open-loop step is a one-step prediction
+        assert m[1] > 0
+    assert d["episodes_running"][0] == 3 and "member 0:" in res.stdout
+    assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "mf").mkdir()
+    (tmp_path / "mf" / "params.json").write_text(json.dumps({"task": "hopper", "flags": {"algorithm": "bcq"},
+                                                             "agent": {}}))
+    one_line_error(cli("diagnose", tmp_path / "mf"), "a bcq run has no dynamics model")

@@ -27,6 +27,7 @@ SUBCOMMAND_MODULES = [
     "bremen.cli.plot",
     "bremen.cli.table",
     "bremen.cli.sweep",
+    "bremen.cli.diagnose",
 ]
 
 
