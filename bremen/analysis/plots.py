@@ -95,11 +95,17 @@ def plot_runs(runs: Sequence[Run], out: Path, axes: Optional[Sequence[str]] = No
     import matplotlib.ticker
 
     panels = group_runs(runs, by)
-    fig, grid = plt.subplots(len(panels), len(axes), figsize=(5.2 * len(axes), 3.6 * len(panels)), squeeze=False)
+    # one row per panel and one column per axis; a single axis puts up to three panels side by side
+    cols = len(axes) if len(axes) > 1 else min(3, len(panels))
+    rows = -(-len(panels) * len(axes) // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False)
+    cells = iter(grid.flat)
+    for ax in list(grid.flat)[len(panels) * len(axes):]:
+        ax.set_visible(False)
     colors = {}
-    for row, (panel, lines) in zip(grid, panels.items()):
+    for panel, lines in panels.items():
         members = [r for rs in lines.values() for r in rs]
-        for ax, a in zip(row, axes):
+        for a, ax in zip(axes, cells):
             drawn = False
             for label, rs in lines.items():
                 got = line(rs, a)
