@@ -86,6 +86,15 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     for k in ("env_steps", "updates", "episode", "rng", "evals", "best", "partial_target"):
         assert ma[k] == mb[k], k
     assert _csv_without_timing(ref / "progress.csv") == _csv_without_timing(out / "progress.csv")
+    # TensorBoard (the run driver's writer): the resumed run's events purge what came after its checkpoint
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tb"))
+    events.Reload()
+    curve = [(e.step, e.value) for e in events.Scalars("eval/return_mean")]
+    rows = _csv_without_timing(out / "progress.csv")
+    assert [s for s, _ in curve] == [int(r["step"]) for r in rows] == list(range(200, 1201, 200))
+    np.testing.assert_allclose([v for _, v in curve], [float(r["eval_return_mean"]) for r in rows], rtol=1e-5)
     for which in ("best", "final"):
         pa, pb = load_policy(ref / which), load_policy(out / which)
         for (wa, ba), (wb, bb) in zip(pa.layers, pb.layers):

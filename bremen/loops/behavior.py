@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import shutil
 import sys
 import time
 from collections import deque
@@ -44,11 +43,11 @@ from bremen import __version__
 from bremen.algos.sac import SAC, SACConfig
 from bremen.data.replay import ReplayBuffer
 from bremen.errors import UserError
-from bremen.io.paths import writable_dir
 from bremen.io.checkpoint import arrays_to_pytree, load_checkpoint, pytree_to_arrays, save_checkpoint
 from bremen.io.csvlog import CSVLog
 from bremen.io.policy_io import NumpyPolicy, save_policy
 from bremen.loops.evaluation import derived_seed, evaluate
+from bremen.loops.run import TensorBoard, prepare_run_dir
 from bremen.tasks import make
 
 CHECKPOINT = "checkpoint.npz"
@@ -235,6 +234,11 @@ class BehaviorTrainer:
     def _log(self, ev: dict, steps_per_s: float) -> None:
         infos = self.interval_infos
         mean_info = {k: float(np.mean([i[k] for i in infos])) for k in infos[0]} if infos else {}
+        for k in ("mean", "min", "max"):
+            self.tb.add_scalar(f"eval/return_{k}", ev[k], self.env_steps)
+        for k, v in mean_info.items():
+            self.tb.add_scalar(f"train/{k}", v, self.env_steps)
+        self.tb.flush()
         self.csv.write({
             "step": self.env_steps, "updates": self.updates, "episodes": self.episode,
             "eval_return_mean": ev["mean"], "eval_return_std": ev["std"], "eval_return_min": ev["min"],
@@ -296,6 +300,7 @@ class BehaviorTrainer:
         c = self.config
         self.csv = CSVLog(self.out_dir / PROGRESS, CSV_FIELDS)
         self.csv.truncate("step", self.env_steps)
+        self.tb = TensorBoard(self.out_dir / "tb", purge_step=self.env_steps + 1 if self.env_steps else None)
         last = self.evals[-1]["mean"] if self.evals else float("nan")
         bar = tqdm(total=c.steps, initial=self.env_steps, unit="step", disable=not self.progress,
                    dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
@@ -325,6 +330,7 @@ class BehaviorTrainer:
                 bar.set_postfix(eval=f"{ev['mean']:.1f}", target=f"{c.eval_target:g}",
                                 reached=str(self.partial_target["step"]) if self.partial_target else "no")
         bar.close()
+        self.tb.close()
         self.wall_time = wall_before + time.perf_counter() - t_start
         self._export("final", self.evals[-1])
         return {
@@ -345,17 +351,7 @@ def train_behavior(config: BehaviorConfig, out_dir=None, force: bool = False, pr
     _check_config(config)
     out = Path(out_dir) if out_dir is not None else default_out_dir(config.task, config.seed)
     make(config.task)
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise UserError(
-                f"{out} already holds a run; continue it with --resume, overwrite it with --force, or choose --out"
-            )
-    writable_dir(out, "--out")
-    if force:
-        for name in (CHECKPOINT, PROGRESS, CONFIG):
-            (out / name).unlink(missing_ok=True)
-        for name in POLICY_DIRS:
-            shutil.rmtree(out / name, ignore_errors=True)
+    prepare_run_dir(out, resume=False, force=force, what="--out", elsewhere="--out")  # the run driver's rules
     out.mkdir(parents=True, exist_ok=True)
     trainer = BehaviorTrainer(config, out, progress)
     (out / CONFIG).write_text(json.dumps(config.to_json(), indent=2) + "\n")

@@ -10,6 +10,7 @@ phase and chunk; the loop's hooks evaluate, log, export and checkpoint there.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
@@ -22,8 +23,10 @@ from bremen.io.paths import writable_dir
 CONFIG_FILE = "params.json"
 
 
-def prepare_run_dir(run_dir: Path, resume: bool, force: bool, what: str = "run directory (--log_dir)") -> bool:
-    """Check ``run_dir`` for a new or resumed run and make sure it is writable; returns whether to resume."""
+def prepare_run_dir(run_dir: Path, resume: bool, force: bool, what: str = "run directory (--log_dir)",
+                    elsewhere: str = "--exp_name/--log_dir") -> bool:
+    """Check ``run_dir`` for a new or resumed run and make sure it is writable; returns whether to resume.
+    ``what`` and ``elsewhere`` name the flags that chose the directory, for the one-line errors."""
     ckpt = run_dir / CHECKPOINT
     if resume and force:
         raise UserError("--resume and --force contradict each other; give one of them")
@@ -38,7 +41,7 @@ def prepare_run_dir(run_dir: Path, resume: bool, force: bool, what: str = "run d
     if not resume and run_dir.exists() and any(run_dir.iterdir()):
         if not force:
             raise UserError(f"run directory {run_dir} already exists; pass --resume to continue it, "
-                            f"--force to start over, or choose another --exp_name/--log_dir")
+                            f"--force to start over, or choose another {elsewhere}")
         shutil.rmtree(run_dir)
     writable_dir(run_dir, what)
     return resume
@@ -55,17 +58,39 @@ class Hooks(Protocol):
 
 
 class TensorBoard:
-    """TensorBoard scalars; non-finite values (an overflowing surrogate, say) stay in the CSV logs only,
+    """TensorBoard scalars, written synchronously: what ``flush()`` returns from is on disk, so a killed run
+    loses no event before its checkpoint (tensorboardX's SummaryWriter queues events for a writer thread that
+    its flush does not wait for). ``purge_step`` (a resumed run) makes TensorBoard drop the earlier files'
+    events from that step on. Non-finite values (an overflowing surrogate, say) stay in the CSV logs only,
     instead of a warning line per value on the console."""
 
     def __init__(self, path: Path, purge_step: Optional[int]):
-        from tensorboardX import SummaryWriter
+        import os
+        import socket
+        import uuid
 
-        self.writer = SummaryWriter(str(path), purge_step=purge_step)
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
+        from tensorboardX.record_writer import RecordWriter
+
+        Path(path).mkdir(parents=True, exist_ok=True)
+        self._event = Event
+        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        self.writer = RecordWriter(str(Path(path) / name))
+        # the file's first event carries the purge step: a step-0 header after a resumed run's earlier files
+        # would read as an out-of-order step and make TensorBoard drop every earlier event
+        self._write(Event(wall_time=time.time(), step=int(purge_step or 0), file_version="brain.Event:2"))
+        if purge_step is not None:
+            self._write(Event(wall_time=time.time(), step=int(purge_step),
+                              session_log=SessionLog(status=SessionLog.START)))
+
+    def _write(self, event) -> None:
+        self.writer.write(event.SerializeToString())
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
+        from tensorboardX.summary import scalar
+
         if np.isfinite(value):
-            self.writer.add_scalar(tag, value, step)
+            self._write(self._event(wall_time=time.time(), step=int(step), summary=scalar(tag, float(value))))
 
     def flush(self) -> None:
         self.writer.flush()
