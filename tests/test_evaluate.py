@@ -45,3 +45,28 @@ def test_cli_json_and_errors(tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no policy there" in bad.stderr
     wrong = bremen("evaluate", "weights/hopper", "--task", "ant")
     assert wrong.returncode == 2 and "pass the right --task" in wrong.stderr
+
+
+def test_batch_acting_policies_run_their_episodes_side_by_side_with_the_same_returns():
+    """An argmax_q policy (each row's noise seeded by that row) gives the same episodes one at a time and side by
+    side, for a fixed number of episodes and for the run's steps rule on a task whose episodes end early."""
+    import jax
+
+    from bremen.algos import registry
+    from bremen.algos.agent import Spec
+    from bremen.io.policy_io import policy_from_export
+    from bremen.loops.evaluation import EnvPool, evaluate, evaluate_steps
+    from bremen.tasks import make
+
+    task = make("hopper")
+    spec = Spec.of(task.obs_dim, task.act_dim, task.act_low, task.act_high)
+    agent = registry.make_agent("bcq", spec, registry.agent_config("bcq", "smoke"))
+    policy = policy_from_export(*agent.export(agent.init(jax.random.PRNGKey(1))))
+    assert policy.batched_evaluation
+    env, pool = task.make_env(), EnvPool(task.make_env)
+    one, side = evaluate(policy, env, list(range(7))), evaluate(policy, env, list(range(7)), pool=pool)
+    np.testing.assert_array_equal(one[0], side[0])
+    np.testing.assert_array_equal(one[1], side[1])
+    a = evaluate_steps(policy, env, 1500, seed=3, index=2)
+    b = evaluate_steps(policy, env, 1500, seed=3, index=2, pool=pool)
+    assert a == b and a["episodes"] > 3  # episodes end early: several waves, the last one cut

@@ -13,9 +13,10 @@ BCQ, BEAR and BRAC's ``max_q`` evaluation policy act this way. For an observatio
 Arrays in ``policy.npz``: ``proposal/layers/<i>/{w,b}``, optional ``perturb/layers/<i>/{w,b}`` and
 ``q/layers/<i>/{w,b}`` (each network's input is the concatenation named above, ReLU hidden layers).
 
-The proposals are random, so the action is too. Unless an ``rng`` is given, the noise is drawn from a
-generator seeded by the observation's bytes: the policy is then a fixed function of the observation, and
-the same env seeds give the same returns, as for the other kinds.
+The proposals are random, so the action is too. Unless an ``rng`` is given, each observation's noise is
+drawn from a generator seeded by that observation's bytes: the policy is then a fixed function of the
+observation (also in a batch, row by row), and the same env seeds give the same returns, as for the other
+kinds.
 """
 
 from __future__ import annotations
@@ -47,10 +48,21 @@ def _layers(arrays: dict, prefix: str) -> list:
     return out
 
 
+def _normal(rng: Optional[np.random.Generator], obs, shape) -> np.ndarray:
+    """Standard normals ``[B, *shape]``: from ``rng``, or row b's from a generator seeded by row b's bytes."""
+    if rng is not None:
+        return rng.standard_normal((len(obs),) + shape, dtype=np.float32)
+    return np.stack([np.random.default_rng(zlib.crc32(row.tobytes())).standard_normal(shape, dtype=np.float32)
+                     for row in obs])
+
+
 class ArgmaxQPolicy:
     """An ``argmax_q`` policy evaluated with NumPy (see the module docstring)."""
 
     kind = KIND
+    batched_evaluation = True
+    """Each row's noise is seeded by that row alone, so episodes can run side by side on a batch of
+    observations (bremen.loops.evaluation) and act as they would one at a time (up to BLAS rounding)."""
 
     def __init__(self, fields: dict, arrays: dict, metadata: Optional[dict] = None):
         self.fields = {k: fields.get(k) for k in ("obs_dim", "act_dim", "act_low", "act_high", "hidden_sizes",
@@ -74,12 +86,12 @@ class ArgmaxQPolicy:
         s = np.repeat(obs[:, None, :], self.n, axis=1)  # [B, N, obs]
         if f["proposal"] == "vae":
             c = f["latent_clip"]
-            z = np.clip(rng.standard_normal(s.shape[:2] + (int(f["latent_dim"]),), dtype=np.float32), -c, c)
+            z = np.clip(_normal(rng, obs, (self.n, int(f["latent_dim"]))), -c, c)
             return self.mid + self.half * np.tanh(_mlp(self.proposal, np.concatenate([s, z], -1))), s
         out = _mlp(self.proposal, s)
         mu, raw = out[..., : self.act_dim], out[..., self.act_dim:]
         lo, hi = f["log_std_min"], f["log_std_max"]
-        eps = rng.standard_normal(mu.shape, dtype=np.float32)
+        eps = _normal(rng, obs, (self.n, self.act_dim))
         if f.get("noise_clip") is not None:
             eps = np.clip(eps, -f["noise_clip"], f["noise_clip"])
         log_std = lo + 0.5 * (hi - lo) * (np.tanh(raw) + 1.0)
@@ -90,8 +102,6 @@ class ArgmaxQPolicy:
         x = np.asarray(obs, np.float32)
         single = x.ndim == 1
         x = x[None] if single else x
-        if rng is None:
-            rng = np.random.default_rng(zlib.crc32(x.tobytes()))
         a, s = self._proposals(x, rng)
         phi = float(self.fields.get("max_perturbation") or 0.0)
         if phi > 0 and self.perturb:

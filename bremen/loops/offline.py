@@ -34,7 +34,7 @@ from bremen.io.policy_io import save_policy
 from bremen.algos import registry
 from bremen.learners.actor_critic import ActorCriticConfig, ActorCriticLearner, spec_of
 from bremen.learners.model_based import ModelBasedConfig, ModelBasedLearner
-from bremen.loops.evaluation import dataset_return, evaluate_steps
+from bremen.loops.evaluation import EnvPool, dataset_return, evaluate_steps
 from bremen.loops.run import CHECKPOINT, CONFIG_FILE, TensorBoard, prepare_run_dir
 from bremen.tasks import make as make_task
 
@@ -120,6 +120,7 @@ class OfflineRun:
             self.progress_keys = self.progress_keys[:1] + [k for k in self.progress_keys[1:]
                                                            if k not in PROGRESS_KEYS] + AGENT_PROGRESS_KEYS[1:]
         self.eval_env = self.task.make_env()
+        self.eval_pool = EnvPool(self.task.make_env)  # envs for episodes side by side (batch-acting policies)
 
     def load_data(self):
         exp = self.exp
@@ -138,7 +139,8 @@ class OfflineRun:
 
     def evaluate(self, policy, index: int, record: bool = False) -> dict:
         """The deterministic policy on the real env for >= num_path_onpol x env_horizon steps."""
-        return evaluate_steps(policy, self.eval_env, self.exp.eval_steps, self.exp.seed, index, record=record)
+        return evaluate_steps(policy, self.eval_env, self.exp.eval_steps, self.exp.seed, index, record=record,
+                              pool=self.eval_pool, horizon=self.task.horizon)
 
     # ------------------------------------------------------------------ checkpoint
     def save(self, phase: str, itr: int):
