@@ -43,6 +43,11 @@ def progress(run_dir):
     (["--algorithm", "brac_primal", "--set", "algo.divergence=w"], ["brac_primal:", "'w'"]),
     (["--algorithm", "bcq", "--set", "algo.no_such_key=1"], ["no_such_key", "is not a setting of BCQConfig"]),
     (["--algorithm", "bremen", "--set", "algo.batch_size=64"], ["algo.* settings belong to the model-free"]),
+    (["--algorithm", "brac_primal", "--behavior_ckpt_file", "weights/walker2d"],
+     ["--behavior_ckpt_file weights/walker2d: the policy has obs_dim 17 and act_dim 6 (task walker2d), task hopper "
+      "has 11 and 3"]),
+    (["--algorithm", "brac_primal", "--behavior_ckpt_file", "no/such/run"], ["no exported policy there"]),
+    (["--algorithm", "brac_dual", "--behavior_ckpt_file", "weights/hopper"], ["brac_dual has no behavior policy"]),
 ])
 def test_bad_baseline_input_is_one_line_and_creates_nothing(hopper_data, tmp_path, args, fragments):
     out = script("offline.py", "--env", "hopper", "--preset", "smoke", "--seed", "0", "--data_path", hopper_data,
@@ -110,3 +115,26 @@ def test_recursive_sac_collects_with_its_own_actor(tmp_path):
     agent = list(csv.DictReader(open(tmp_path / "r" / "agent.csv")))
     assert {"q_loss", "actor_loss", "alpha"} <= set(agent[0]) and len(agent) == 6  # 2 chunks per deployment
     assert all(np.isfinite(float(r["q_loss"])) for r in agent)
+
+
+def test_brac_takes_its_behavior_policy_from_a_file(hopper_data, tmp_path):
+    """--behavior_ckpt_file: π_b is the given policy (here the shipped hopper behavior policy), no cloning phase."""
+    out = script("offline.py", *smoke(hopper_data, tmp_path / "r", "brac_primal", "--behavior_ckpt_file",
+                                      ROOT / "weights" / "hopper"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    agent = list(csv.DictReader(open(tmp_path / "r" / "agent.csv")))
+    assert [float(r["behavior_phase"]) for r in agent] == [0.0, 0.0] and int(agent[-1]["updates"]) == 200
+    params = json.loads((tmp_path / "r" / "params.json").read_text())["agent"]
+    assert params["behavior_steps"] == 0 and params["behavior_hidden"] == [200, 200]
+    from bremen.io.checkpoint import load_checkpoint
+
+    arrays, _ = load_checkpoint(tmp_path / "r" / "checkpoint.npz")
+    shipped = np.load(ROOT / "weights" / "hopper" / "policy.npz")
+    np.testing.assert_array_equal(arrays["agent/.behavior[0]['w']"], shipped["layers/0/w"])
+
+
+def test_a_dataset_of_another_task_is_one_line_and_creates_nothing(hopper_data, tmp_path):
+    out = script("offline.py", "--env", "walker2d", "--preset", "smoke", "--seed", "0", "--data_path", hopper_data,
+                 "--log_dir", tmp_path / "run", "--algorithm", "bc")
+    one_line_error(out, "do not match task 'walker2d'")
+    assert not (tmp_path / "run").exists()

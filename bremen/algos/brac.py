@@ -38,6 +38,7 @@ Q̄ starts equal to Q (BRAC's target networks start from their own random initia
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
@@ -131,6 +132,10 @@ class BRACConfig:
     """Hidden sizes of π_b."""
     behavior_lr: float = 5e-4
     """Adam learning rate of π_b and of its α_ent (BC recipe, trainable from 1.0, target −|A|)."""
+    behavior_ckpt_file: Optional[str] = None
+    """π_b from an exported tanh-Gaussian policy instead of cloning it (BRAC's ``behavior_ckpt_file``): a
+    policy directory or a run directory (its ``policy_final/``), e.g. of a ``bc`` run on the same data; sets
+    behavior_steps to 0 and behavior_hidden to the policy's sizes (bremen.learners.actor_critic)."""
 
     @property
     def behavior_updates(self) -> int:
@@ -170,7 +175,8 @@ PRESETS = {
 # BRAC's gin flags of brac_{primal,dual}_agent.Agent → BRACConfig fields.
 OPTION_NAMES = {"alpha": "alpha", "value_penalty": "value_penalty", "divergence_name": "divergence",
                 "train_alpha": "train_alpha", "n_div_samples": "n_div_samples", "warm_start": "warm_start",
-                "c_iter": "c_iter", "ensemble_q_lambda": "ensemble_q_lambda", "alpha_entropy": "alpha_entropy"}
+                "c_iter": "c_iter", "ensemble_q_lambda": "ensemble_q_lambda", "alpha_entropy": "alpha_entropy",
+                "behavior_ckpt_file": "behavior_ckpt_file"}
 
 
 def validate(config: BRACConfig) -> None:
@@ -196,6 +202,18 @@ def validate(config: BRACConfig) -> None:
                          f"got {c.eval_policy!r}, {c.mmd_kernel!r}")
     if not 0.0 <= c.ensemble_q_lambda <= 1.0 or c.tau > 1 or c.discount > 1:
         raise ValueError("brac: need 0 <= ensemble_q_lambda <= 1, tau <= 1 and discount <= 1")
+    if c.behavior_ckpt_file and c.form != "primal":
+        raise ValueError("brac_dual has no behavior policy; --behavior_ckpt_file is for brac_primal")
+
+
+def finalize(config: BRACConfig) -> BRACConfig:
+    """With ``behavior_ckpt_file``: no cloning phase, and π_b's sizes are those of the given policy."""
+    if not config.behavior_ckpt_file:
+        return config
+    from bremen.learners.actor_critic import read_behavior_policy
+
+    policy = read_behavior_policy(config.behavior_ckpt_file)
+    return dataclasses.replace(config, behavior_steps=0, behavior_hidden=tuple(policy.hidden_sizes))
 
 
 def q_target_value(rew, terminal, next_q, next_logp, alpha_entropy, alpha, next_div, discount, value_penalty):

@@ -112,7 +112,7 @@ def agent_config(name: str, preset: str = "paper", options: Optional[dict] = Non
         mod.validate(config)
     except ValueError as e:
         raise UserError(f"{name}: {e}")
-    return config
+    return mod.finalize(config) if hasattr(mod, "finalize") else config
 
 
 def make_agent(name: str, spec, config):

@@ -58,6 +58,8 @@ class ActorCriticLearner:
     def __init__(self, task, config: ActorCriticConfig, seed: int, say: Callable[[str], None] = print):
         self.task, self.config, self.seed, self.say = task, config, int(seed), say
         self.agent = config.agent
+        if getattr(self.agent.config, "behavior_ckpt_file", None):  # one line now, not when training starts
+            read_behavior_policy(self.agent.config.behavior_ckpt_file, self.agent.spec, getattr(task, "name", None))
         self.state = None
         self.model_val_loss = self.bc_loss = None
         self.last_info: dict = {}
@@ -68,7 +70,12 @@ class ActorCriticLearner:
         return -(-c.steps // c.eval_every)
 
     def _init_state(self, deployment: int):
-        return self.agent.init(jax.random.fold_in(jax.random.PRNGKey(self.seed), K_AGENT + deployment))
+        state = self.agent.init(jax.random.fold_in(jax.random.PRNGKey(self.seed), K_AGENT + deployment))
+        path = getattr(self.agent.config, "behavior_ckpt_file", None)
+        if path:  # BRAC's π_b from a file instead of the cloning phase
+            policy = read_behavior_policy(path, self.agent.spec, getattr(self.task, "name", None))
+            state = self.agent.with_behavior(state, [{"w": w, "b": b} for w, b in policy.layers])
+        return state
 
     def fit(self, data, train, val, hooks, phase: str = "new", start: int = 0, deployment: int = 0,
             bc_data=None, end: Optional[int] = None) -> None:
@@ -125,6 +132,35 @@ class ActorCriticLearner:
                             f"start over with --force")
         self.last_info = meta.get("agent_info", {})
         return meta
+
+
+def read_behavior_policy(path, spec: Optional[Spec] = None, task_name: Optional[str] = None):
+    """An exported tanh-Gaussian policy to serve as BRAC's π_b (``--behavior_ckpt_file``): a policy directory or
+    a run directory (its policy_final/), checked against the task's dimensions; mistakes are one line."""
+    from bremen.io.policy_io import load_policy
+    from bremen.algos.brac import LOG_STD_MAX, LOG_STD_MIN
+
+    p = Path(path)
+    if (p / "policy_final" / "policy.json").is_file():
+        p = p / "policy_final"
+    where = f"--behavior_ckpt_file {path}"
+    if not (p / "policy.json").is_file():
+        raise UserError(f"{where}: no exported policy there (give a policy directory, or a run directory with "
+                        f"policy_final/, e.g. of offline.py --algorithm bc)")
+    policy = load_policy(p)
+    if getattr(policy, "kind", None) != "tanh_gaussian" or policy.obs_mean is not None:
+        raise UserError(f"{where}: π_b must be a tanh_gaussian policy without an observation normalizer (a bc or "
+                        f"sac run's policy), not {getattr(policy, 'kind', '?')}"
+                        + (" with a normalizer" if getattr(policy, "obs_mean", None) is not None else ""))
+    if (policy.log_std_min, policy.log_std_max) != (LOG_STD_MIN, LOG_STD_MAX):
+        raise UserError(f"{where}: π_b's log-std range is [{policy.log_std_min}, {policy.log_std_max}], BRAC's is "
+                        f"[{LOG_STD_MIN}, {LOG_STD_MAX}]")
+    if spec is not None and (policy.obs_dim, policy.act_dim) != (spec.obs_dim, spec.act_dim):
+        task = f"task {task_name}" if task_name else "this task"
+        trained = policy.metadata.get("task")
+        raise UserError(f"{where}: the policy has obs_dim {policy.obs_dim} and act_dim {policy.act_dim}"
+                        f"{f' (task {trained})' if trained else ''}, {task} has {spec.obs_dim} and {spec.act_dim}")
+    return policy
 
 
 def device_batch(data):

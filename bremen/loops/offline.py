@@ -113,8 +113,11 @@ class OfflineRun:
             kind = load_checkpoint(self.dir / CHECKPOINT)[1]["config"].get("script")
             if kind != self.script:
                 raise UserError(f"--resume: {self.dir} holds a {kind} run; resume it with {kind}.py")
+        self.data = None
+        if check_data:  # a dataset that does not fit the task is an error before anything is written
+            self.load_data()
+        self.learner = make_learner(exp, self.task, self._say)  # checks what it reads (BRAC's π_b file)
         self.resume = prepare_run_dir(self.dir, resume, force)
-        self.learner = make_learner(exp, self.task, self._say)
         self.model_free = isinstance(self.learner, ActorCriticLearner)
         if self.model_free:
             self.progress_keys = self.progress_keys[:1] + [k for k in self.progress_keys[1:]
@@ -346,7 +349,8 @@ class OfflineRun:
 
     def begin(self) -> tuple[str, int]:
         """Data, restored state and open logs: returns the (phase, chunk) training starts at."""
-        self.load_data()
+        if self.data is None:
+            self.load_data()
         self.best_return, self.best_itr = -np.inf, -1
         self.bc_return = None
         self._bars, self._t0, self._phase_times, self.stopped = {}, {}, {}, False
