@@ -145,3 +145,20 @@ def test_shipped_policy_reproduces_its_recorded_return(task):
     standard_error = rec["std"] / np.sqrt(rec["episodes"])
     assert abs(returns.mean() - rec["mean"]) <= 3 * standard_error, (returns.mean(), rec["mean"], standard_error)
     assert returns.mean() > 0.5 * rec["mean"]
+
+
+RECURSIVE = sorted(p.parent.parent.name for p in (Path(__file__).parents[1] / "weights").glob("*/recursive/policy.json"))
+
+
+@pytest.mark.parametrize("task", RECURSIVE)
+def test_shipped_recursive_policy_reproduces_its_ten_episode_return(task):
+    """weights/<task>/recursive/ (a recursive run's final policy) scores the return its run recorded: the
+    10-episode evaluation on the env seeds every deployment ends with (within 3 standard errors, as above)."""
+    from bremen.loops.evaluation import evaluate_policy
+    from bremen.tasks import make
+
+    pol = load_policy(Path(__file__).parents[1] / "weights" / task / "recursive")
+    rec = pol.metadata["return"]
+    assert pol.metadata["script"] == "recursive" and pol.metadata["deployments"] >= 5 and rec["episodes"] == 10
+    got = evaluate_policy(pol, make(task), rec["episodes"], seed=0)
+    assert abs(got["mean"] - rec["episode_mean"]) <= 3 * rec["stderr"] + 1e-6, (got["mean"], rec)
