@@ -34,8 +34,10 @@ SUBCOMMAND_MODULES = [
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bremen",
-        description="Model-based offline and deployment-efficient RL: BREMEN and ME-TRPO on fixed datasets and "
-        "in a few deployments, SAC behavior policies, data collection, dataset tools, policy evaluation and videos.",
+        description="Model-based offline and deployment-efficient RL: BREMEN, ME-TRPO and the baselines BC, BCQ, "
+        "BEAR, BRAC and SAC on fixed datasets and in a few deployments; SAC behavior policies, data collection, "
+        "dataset tools, policy evaluation, videos, sweeps (local or Ray), learning curves, results tables and "
+        "model diagnostics.",
     )
     parser.add_argument("--version", action="version", version=f"bremen {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

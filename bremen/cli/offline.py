@@ -24,7 +24,7 @@ def build_parser(prog: str = "offline.py") -> argparse.ArgumentParser:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("offline", help="BREMEN on a fixed dataset (same flags as offline.py)")
+    p = sub.add_parser("offline", help="BREMEN, ME-TRPO or a baseline on a fixed dataset (same flags as offline.py)")
     add_original_flags(p, "offline")
     p.set_defaults(func=lambda a: run_offline(a, demo=False))
 

@@ -25,7 +25,7 @@ def build_parser(prog: str = "recursive.py") -> argparse.ArgumentParser:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("recursive", help="deployment-efficient BREMEN from scratch (same flags as recursive.py)",
+    p = sub.add_parser("recursive", help="BREMEN, ME-TRPO or a baseline in a few deployments from scratch (same flags as recursive.py)",
                        description=DESCRIPTION)
     add_original_flags(p, "recursive")
     p.set_defaults(func=run_recursive)
