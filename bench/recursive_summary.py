@@ -39,7 +39,8 @@ def summarize(runs: dict) -> dict:
             n_dep = min(len(r) for r in seeds.values())
             ret = np.array([[float(r[d]["final_return"]) for d in range(n_dep)] for r in seeds.values()])
             se = ret.std(axis=0, ddof=1) / np.sqrt(len(ret)) if len(ret) > 1 else np.full(n_dep, np.nan)
-            times = {k: [float(np.mean([float(r[d][k]) for r in seeds.values()])) for d in range(n_dep)]
+            num = lambda v: float(v) if v not in ("", None) else 0.0  # a phase a learner does not have  # noqa: E731
+            times = {k: [float(np.mean([num(r[d][k]) for r in seeds.values()])) for d in range(n_dep)]
                      for k in PHASES if k in next(iter(seeds.values()))[0]}
             res.setdefault(task, {})[algorithm] = {
                 "seeds": sorted(seeds), "complete": [len(r) for r in seeds.values()],
