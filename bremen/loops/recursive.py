@@ -39,7 +39,7 @@ RECURSIVE_KEYS = ["deployment", "real_samples", "deployed_return"]
 DEPLOYMENT_KEYS = ["deployment", "real_samples", "batch_size", "deployed_return", "deployed_episodes",
                    "eval_return", "final_return", "final_return_stderr", "final_episodes", "best_return",
                    "model_val_loss", "bc_loss", "bc_return", "time_collect", "time_model", "time_bc", "time_trpo",
-                   "time_eval", "time_total", "peak_rss_mb"]
+                   "time_train", "time_eval", "time_total", "peak_rss_mb"]  # time_train: a model-free agent's updates
 # Every deployment ends with this many deterministic episodes of the trained policy on env seeds shared by
 # every run (bremen.loops.evaluation.evaluate_policy with seed 0): final_return in deployments.csv.
 FINAL_EPISODES = 10
