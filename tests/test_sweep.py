@@ -139,6 +139,10 @@ def test_sweep_on_a_local_ray_instance(hopper_data, tmp_path):
     (["--tasks", "hopper", "--algorithms", "bc", "--script", "recursive", "--vmap_seeds"],
      ["--vmap_seeds is for offline sweeps"]),
     (["--algorithms", "bc"], ["--tasks is required"]),
+    (["--tasks", "hopper", "--algorithms", "bc", "--data_path", "DATA", "--args", "--nope 1"],
+     ["offline.py has no flag --nope 1"]),
+    (["--tasks", "hopper", "--algorithms", "bc", "--data_path", "DATA", "--args", "--onpol_iters abc"],
+     ["argument --onpol_iters: invalid int value: 'abc'"]),
     (["--spec", "SPEC"], ["--spec", "unknown key(s) algorithm"]),
 ])
 def test_bad_input_is_one_line_and_starts_nothing(hopper_data, tmp_path, args, fragments):

@@ -96,14 +96,17 @@ def check_job(job: Job) -> None:
     from bremen.cli.recursive import build_parser as recursive_parser
     from bremen.experiment import resolve
 
+    import argparse
+
     script = job.argv[3]
     parser = offline_parser() if script == "offline" else recursive_parser()
     parser.exit_on_error = False
     try:
-        args = parser.parse_args(job.argv[4:])
-    except (SystemExit, Exception) as e:  # argparse: SystemExit or ArgumentError
-        raise UserError(f"{job.name}: {e if not isinstance(e, SystemExit) else 'invalid arguments'} "
-                        f"(in {' '.join(job.argv[3:])})")
+        args, unknown = parser.parse_known_args(job.argv[4:])
+    except argparse.ArgumentError as e:
+        raise UserError(f"{job.name}: {e} (in {' '.join(job.argv[3:])})")
+    if unknown:
+        raise UserError(f"{job.name}: {script}.py has no flag {' '.join(unknown)} (check --args and --set)")
     resolve(args, script)
 
 
