@@ -60,13 +60,15 @@ def plot(res: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(res), figsize=(5 * len(res), 3.8), squeeze=False)
+    colors = {a: f"C{i}" for i, a in enumerate(sorted({a for algs in res.values() for a in algs}))}
     for ax, (task, algs) in zip(axes[0], sorted(res.items())):
         for algorithm, r in sorted(algs.items()):
             d = np.arange(len(r["return_mean"]))
             m = np.array(r["return_mean"])
             se = np.array([0.0 if v is None else v for v in r["return_stderr"]])
-            ax.plot(d, m, "o-", label=f"{algorithm} ({len(r['seeds'])} seed{'s' if len(r['seeds']) > 1 else ''})")
-            ax.fill_between(d, m - se, m + se, alpha=0.25)
+            ax.plot(d, m, "o-", color=colors[algorithm],
+                    label=f"{algorithm} ({len(r['seeds'])} seed{'s' if len(r['seeds']) > 1 else ''})")
+            ax.fill_between(d, m - se, m + se, color=colors[algorithm], alpha=0.25)
         ax.set_xticks(d)
         ax.set_title(f"{task}: return after each deployment")
         ax.set_xlabel(f"deployment ({r['real_samples'][0] // 1000}k real steps each)")
