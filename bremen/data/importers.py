@@ -415,6 +415,10 @@ def read_dataset(path, task=None) -> Dataset:
     """Any dataset where bremen reads one: a bremen file, or a D4RL-layout HDF5 file, a Minari dataset or a BRAC
     checkpoint converted on the fly with the converter's rules (:func:`inferred_note` says what was inferred)."""
     path = os.fspath(path)
+    source_dir = os.path.isdir(path) and any(os.path.isfile(os.path.join(path, *f)) for f in
+                                              (("metadata.json",), ("data", "metadata.json"), ("data.index",)))
+    if not os.path.exists(path) or (os.path.isdir(path) and not source_dir):
+        return load_dataset(path, task)  # its one-line errors: no such file, a folder, ...
     fmt = detect_format(path)
     if fmt == "bremen":
         return load_dataset(path, task)
