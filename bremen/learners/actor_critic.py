@@ -58,8 +58,9 @@ class ActorCriticLearner:
     def __init__(self, task, config: ActorCriticConfig, seed: int, say: Callable[[str], None] = print):
         self.task, self.config, self.seed, self.say = task, config, int(seed), say
         self.agent = config.agent
-        if getattr(self.agent.config, "behavior_ckpt_file", None):  # one line now, not when training starts
-            read_behavior_policy(self.agent.config.behavior_ckpt_file, self.agent.spec, getattr(task, "name", None))
+        path = getattr(self.agent.config, "behavior_ckpt_file", None)  # BRAC's π_b from a file: read (and
+        self.behavior = (read_behavior_policy(path, self.agent.spec, getattr(task, "name", None))  # checked) once
+                         if path else None)
         self.state = None
         self.model_val_loss = self.bc_loss = None
         self.last_info: dict = {}
@@ -71,10 +72,8 @@ class ActorCriticLearner:
 
     def _init_state(self, deployment: int):
         state = self.agent.init(jax.random.fold_in(jax.random.PRNGKey(self.seed), K_AGENT + deployment))
-        path = getattr(self.agent.config, "behavior_ckpt_file", None)
-        if path:  # BRAC's π_b from a file instead of the cloning phase
-            policy = read_behavior_policy(path, self.agent.spec, getattr(self.task, "name", None))
-            state = self.agent.with_behavior(state, [{"w": w, "b": b} for w, b in policy.layers])
+        if self.behavior is not None:  # BRAC's π_b from a file instead of the cloning phase
+            state = self.agent.with_behavior(state, [{"w": w, "b": b} for w, b in self.behavior.layers])
         return state
 
     def fit(self, data, train, val, hooks, phase: str = "new", start: int = 0, deployment: int = 0,

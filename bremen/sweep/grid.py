@@ -71,9 +71,12 @@ class Job:
 
     @property
     def name(self) -> str:
-        c = self.cells[0]
-        seeds = "+".join(str(x.seed) for x in self.cells)
-        return f"{c.task}/{c.noise}/{c.algorithm}/seed{seeds}"
+        return job_name(self.cells)
+
+
+def job_name(cells: list) -> str:
+    c = cells[0]
+    return f"{c.task}/{c.noise}/{c.algorithm}/seed{'+'.join(str(x.seed) for x in cells)}"
 
 
 def cells_of(spec: Spec) -> list[Cell]:
@@ -117,7 +120,7 @@ def jobs_of(spec: Spec, out: Path, cells: list[Cell]) -> list[Job]:
             argv.append("--vmap_seeds")
         if any(run_dir(out, x).exists() for x in cs):
             argv.append("--resume")
-        jobs.append(Job(cs, argv, out / LOGS / (Job(cs, [], Path()).name.replace("/", "_") + ".log")))
+        jobs.append(Job(cs, argv, out / LOGS / (job_name(cs).replace("/", "_") + ".log")))
     return jobs
 
 
