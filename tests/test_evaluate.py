@@ -55,7 +55,7 @@ def test_batch_acting_policies_run_their_episodes_side_by_side_with_the_same_ret
     from bremen.algos import registry
     from bremen.algos.agent import Spec
     from bremen.io.policy_io import policy_from_export
-    from bremen.loops.evaluation import EnvPool, evaluate, evaluate_steps
+    from bremen.loops.evaluation import MAX_SIDE_BY_SIDE, EnvPool, evaluate, evaluate_steps
     from bremen.tasks import make
 
     task = make("hopper")
@@ -70,3 +70,9 @@ def test_batch_acting_policies_run_their_episodes_side_by_side_with_the_same_ret
     a = evaluate_steps(policy, env, 1500, seed=3, index=2)
     b = evaluate_steps(policy, env, 1500, seed=3, index=2, pool=pool)
     assert a == b and a["episodes"] > 3  # episodes end early: several waves, the last one cut
+    # a horizon hint far below the real episode length asks for more episodes at once than the cap allows
+    small = EnvPool(task.make_env)
+    assert evaluate_steps(policy, env, 1500, seed=3, index=2, pool=small, horizon=5) == a
+    assert 1500 // 5 > MAX_SIDE_BY_SIDE and len(small.envs) == MAX_SIDE_BY_SIDE
+    small.close()
+    assert small.envs == []

@@ -105,13 +105,13 @@ def evaluate_steps(policy, env, min_steps: int, seed: int, index: int, record: b
     are returned too (``obs``, ``act``, ``next_obs`` arrays), e.g. for model-accuracy diagnostics.
     With an env ``pool`` and a batch-acting policy the episodes run side by side in waves (at least the
     ⌈steps still needed / horizon⌉ episodes the one-at-a-time rule must run, more once the episode lengths
-    seen so far say more are needed); they are counted in order until ``min_steps`` and the rest of a wave is
-    dropped, so the episodes are the same as one at a time.
+    seen so far say more are needed, at most MAX_SIDE_BY_SIDE); they are counted in order until
+    ``min_steps`` and the rest of a wave is dropped, so the episodes are the same as one at a time.
     """
     returns, steps, k, rows, lengths = [], 0, 0, [], []
     while steps < min_steps and pool is not None and batched(policy, None) and not record:
         need = min_steps - steps
-        wave = -(-need // horizon)
+        wave = min(MAX_SIDE_BY_SIDE, -(-need // horizon))
         if lengths:
             wave = max(wave, min(MAX_SIDE_BY_SIDE, -(-need // max(1, int(np.mean(lengths))))))
         r, n = side_by_side(policy, pool.get(wave), [derived_seed(seed, EVAL_STREAM, index, k + i) for i in range(wave)])

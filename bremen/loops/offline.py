@@ -347,6 +347,11 @@ class OfflineRun:
             self.tb.close()
         return self.end()
 
+    def close_envs(self) -> None:
+        """Closes the evaluation envs; the run evaluates nothing after this."""
+        self.eval_pool.close()
+        self.eval_env.close()
+
     def begin(self) -> tuple[str, int]:
         """Data, restored state and open logs: returns the (phase, chunk) training starts at."""
         if self.data is None:
@@ -364,11 +369,15 @@ class OfflineRun:
         return phase, start
 
     def end(self) -> dict:
-        """After training: the final export and the summary ({} when the run was stopped early)."""
-        if self.stopped:
-            return {}
-        self._bar.close()
-        return self._finish()
+        """After training: the final export and the summary ({} when the run was stopped early); then the
+        evaluation envs are closed."""
+        try:
+            if self.stopped:
+                return {}
+            self._bar.close()
+            return self._finish()
+        finally:
+            self.close_envs()
 
     def _finish(self) -> dict:
         exp, flags = self.exp, self.exp.flags

@@ -150,8 +150,11 @@ class RecursiveRun(OfflineRun):
                     return {}
         finally:
             self.tb.close()
-        summary = self._finish()
-        self._plot()
+        try:
+            summary = self._finish()
+            self._plot()
+        finally:
+            self.close_envs()
         return summary
 
     def _deployment(self, d: int, phase: str, start: int) -> bool:
