@@ -54,9 +54,9 @@ H = (256, 256)
 # bremen config fields set to d3rlpy 2.8.1's defaults (d3rlpy.algos.{BC,BCQ,BEAR}Config(); DefaultEncoderFactory
 # = VectorEncoderFactory hidden_units [256, 256] for every network, VAE included; Adam β (0.9, 0.999), eps 1e-8).
 D3RLPY_DEFAULTS = {
-    # d3rlpy BC: deterministic policy, MSE loss. bremen's BC is BRAC's maximum-likelihood tanh-Gaussian (with a
-    # trained entropy term): a different loss and a 2·|A| output head; only sizes, lr and batch are matched.
-    "bc": {"actor_hidden": H, "lr": 1e-3, "batch_size": 100},
+    # d3rlpy BC: deterministic tanh policy, MSE loss: bremen's bc with loss "mse" (eq. 3 of bremen.algos.bc_baseline;
+    # its actor keeps the 2·|A| output head of the tanh-Gaussian, the σ half unused).
+    "bc": {"actor_hidden": H, "lr": 1e-3, "batch_size": 100, "loss": "mse"},
     # d3rlpy BCQ: n_action_samples=100 is used both for the critic target and for action selection.
     "bcq": {"vae_hidden": H, "actor_hidden": H, "q_hidden": H, "n_q": 2, "vae_lr": 1e-3, "actor_lr": 1e-3,
             "q_lr": 1e-3, "batch_size": 100, "discount": 0.99, "tau": 0.005, "lam": 0.75, "phi": 0.05,

@@ -60,6 +60,26 @@ def test_clip_v2_passes_gradients_that_move_back_inside():
 
 def test_validate_rejects_bad_settings():
     validate(BCConfig())
-    for bad in ({"lr": 0.0}, {"steps": 0}, {"actor_hidden": ()}, {"alpha_entropy": -1.0}, {"clip_eps": 1.0}):
+    for bad in ({"lr": 0.0}, {"steps": 0}, {"actor_hidden": ()}, {"alpha_entropy": -1.0}, {"clip_eps": 1.0},
+                {"loss": "l1"}):
         with pytest.raises(ValueError):
             validate(BCConfig(**bad))
+
+
+def test_mse_bc_fits_the_test_policy_to_the_actions_by_squared_error():
+    """loss 'mse' (d3rlpy's deterministic BC): the reported loss is eq. (3) on the minibatch, the gradient
+    moves only the mean half of the head, and it learns the 1-D map."""
+    spec = Spec.of(1, 1, -1, 1)
+    agent = BC(spec, BCConfig(actor_hidden=(32, 32), lr=3e-3, loss="mse"))
+    s0 = agent.init(jax.random.PRNGKey(1))
+    data = line_data()
+    s1, info = jax.jit(agent.update)(s0, data)
+    by_hand = np.mean((np.asarray(agent.act(s0, data.obs, None)) - np.asarray(data.act)) ** 2)
+    assert float(info["bc_loss"]) == pytest.approx(by_hand, rel=1e-5) and set(info) == {"bc_loss"}
+    w_out = np.asarray(s1.actor[-1]["w"]) - np.asarray(s0.actor[-1]["w"])
+    assert np.all(w_out[:, 1] == 0) and np.any(w_out[:, 0] != 0)  # σ's column (index 1) untouched
+    assert float(s1.alpha_entropy) == float(s0.alpha_entropy)
+    state, _ = update_many(agent, s0, data, 600, 64)
+    obs = jnp.linspace(-1.4, 1.4, 15)[:, None]
+    err = np.abs(np.asarray(agent.act(state, obs, None)) - 0.5 * np.asarray(obs))
+    assert err.max() < 0.1, err.ravel()

@@ -12,6 +12,11 @@ Each update, on a minibatch (s, a) of dataset transitions:
 
        L_α = mean_B [ α_ent·(−log π(a'|s) − H̄) ]                                                  (2)
 
+With ``loss = "mse"`` the update is instead the deterministic BC of d3rlpy's default ``BCConfig``: the test
+policy itself fitted to the dataset actions by squared error (σ and α_ent unused),
+
+       L_mse = mean_{B, dims} ( m + h·tanh(μ(s)) − a )²                                           (3)
+
 α_ent is BRAC's raw variable (not its logarithm), read through ``clip_v2(·, 0, ∞)`` whose gradient passes
 wherever a descent step moves the value back inside [0, ∞) (BRAC's ``relu_v2``); it starts at 1.0. Adam with
 lr 5e-4 for both. The test policy is the deterministic ("main") a = m + h·tanh(μ(s)).
@@ -39,6 +44,8 @@ class BCConfig:
 
     actor_hidden: tuple = (200, 200)
     """Hidden sizes of the tanh-Gaussian actor π of eq. (1) (ReLU)."""
+    loss: str = "likelihood"
+    """'likelihood': eqs. (1)-(2), BRAC's BC; 'mse': eq. (3), the deterministic BC of d3rlpy."""
     lr: float = 5e-4
     """Adam learning rate of the actor (eq. 1) and of α_ent (eq. 2)."""
     alpha_entropy: float = 1.0
@@ -75,6 +82,9 @@ OPTION_NAMES = {"alpha_entropy": "alpha_entropy", "train_alpha_entropy": "train_
                 "target_entropy": "target_entropy"}
 
 
+LOSSES = ("likelihood", "mse")
+
+
 def validate(config: BCConfig) -> None:
     """Raise ValueError with one line naming the first bad field."""
     c = config
@@ -83,6 +93,8 @@ def validate(config: BCConfig) -> None:
     for name in ("lr", "batch_size", "steps", "eval_every", "clip_eps"):
         if getattr(c, name) <= 0:
             raise ValueError(f"bc: {name} must be positive, got {getattr(c, name)}")
+    if c.loss not in LOSSES:
+        raise ValueError(f"bc: loss must be one of {', '.join(LOSSES)}, got {c.loss!r}")
     if c.alpha_entropy < 0:
         raise ValueError(f"bc: alpha_entropy must be >= 0, got {c.alpha_entropy}")
     if c.clip_eps >= 1 or c.log_std_min >= c.log_std_max:
@@ -135,6 +147,14 @@ def bc_step(actor, actor_opt, alpha_raw, alpha_opt, obs, act, key, spec: Spec, l
     return actor, actor_opt, alpha_raw, alpha_opt, info
 
 
+def mse_step(actor, actor_opt, obs, act, spec: Spec, lr: float, log_std_min: float, log_std_max: float):
+    """One update of eq. (3); returns (actor, actor_opt, info)."""
+    loss, grads = jax.value_and_grad(
+        lambda p: jnp.mean((actor_mode(p, obs, spec, log_std_min, log_std_max) - act) ** 2))(actor)
+    actor, actor_opt = adam_step(optax.adam(lr), grads, actor_opt, actor)
+    return actor, actor_opt, {"bc_loss": loss}
+
+
 class BCState(NamedTuple):
     actor: list
     actor_opt: optax.OptState
@@ -171,6 +191,10 @@ class BC:
     def update(self, state: BCState, batch: Batch):
         c = self.config
         key, k = jax.random.split(state.key)
+        if c.loss == "mse":
+            actor, actor_opt, info = mse_step(state.actor, state.actor_opt, batch.obs, batch.act, self.spec, c.lr,
+                                              c.log_std_min, c.log_std_max)
+            return state._replace(actor=actor, actor_opt=actor_opt, step=state.step + 1, key=key), info
         actor, actor_opt, alpha, alpha_opt, info = bc_step(
             state.actor, state.actor_opt, state.alpha_entropy, state.alpha_entropy_opt, batch.obs, batch.act, k,
             self.spec, c.lr, c.train_alpha_entropy, self.target_entropy, c.log_std_min, c.log_std_max, c.clip_eps)
