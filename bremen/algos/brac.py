@@ -158,16 +158,17 @@ def config_for(name: str, **overrides) -> BRACConfig:
     raise ValueError(f"unknown BRAC agent {name!r}; known: {', '.join(NAMES)}")
 
 
-# "cpu": one whole run (π_b cloning + BRAC) in <= 10 min of updates on the 2-core CPU. Measured (update_many,
-# 1000 updates per call, batch 256, ant's 27/8 dims, cores shared with other jobs, load 5-8): paper nets 22
-# (primal) / 16 (dual) BRAC updates/s; 64-64 nets 90-117 / 101-141 BRAC, 505 cloning updates/s. Cut: every net
-# 64-64 (from 300-300 / 200-200), 20k cloning updates (from 300k), 40k BRAC updates (from 500k), warm start 2k
-# (from 20k, ~ the same 5% of the BRAC phase): primal ≈ 380-490 s, dual ≈ 280-400 s.
+# "cpu": one whole run (π_b cloning + BRAC) in <= 15 min on the 2-core CPU. Measured (update_many, 1000 updates
+# per call, batch 256, ant's 27/8 dims, cores shared with other jobs, load 5-8): paper nets 22 (primal) / 16 (dual)
+# BRAC updates/s; 64-64 nets 90-117 / 101-141 BRAC, 505 cloning updates/s. Cut: every net 64-64 (from 300-300 /
+# 200-200), 20k cloning updates (from 300k), 80k BRAC updates (from 500k), warm start 2k (from 20k). 40k BRAC
+# updates were too few: half_cheetah pure seed 0 was at -339 after 25k of them and 792 at the end, rising
+# (bench/results/brac_primal_budget.json).
 PRESETS = {
     "paper": {},
     "cpu": {"q_hidden": (64, 64), "actor_hidden": (64, 64), "critic_hidden": (64, 64),
-            "behavior_hidden": (64, 64), "behavior_steps": 20_000, "steps": 40_000, "warm_start": 2_000,
-            "actor_lr": 3e-4},  # the dual script's 3e-6 barely moves the actor in 40k updates (tests/test_offline_agents)
+            "behavior_hidden": (64, 64), "behavior_steps": 20_000, "steps": 80_000, "warm_start": 2_000,
+            "actor_lr": 3e-4},  # the dual script's 3e-6 barely moves the actor in 80k updates (tests/test_offline_agents)
     "smoke": {"q_hidden": (32, 32), "actor_hidden": (32, 32), "critic_hidden": (32, 32),
               "behavior_hidden": (32, 32), "steps": 200, "behavior_steps": 100, "warm_start": 50, "eval_every": 100},
 }
