@@ -117,6 +117,29 @@ def test_existing_run_dir_is_not_overwritten(hopper_data, tmp_path):
     assert (run / "keep.txt").read_text() == "x"
 
 
+def test_resume_with_other_settings_is_refused_and_changes_nothing(hopper_data, tmp_path):
+    run = tmp_path / "run"
+    first = offline(*smoke_args(hopper_data, run, "--algorithm", "bc"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    out = offline(*smoke_args(hopper_data, run, "--algorithm", "bc", "--set", "algo.batch_size=32", "--resume"))
+    one_line_error(out, "was started with other settings", "agent.batch_size: 256 -> 32", "--force")
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    # another algorithm is named first, then the same settings again resume (the finished run is re-exported)
+    out = offline(*smoke_args(hopper_data, run, "--algorithm", "bcq", "--resume"))
+    one_line_error(out, 'other settings (flags.algorithm: "bc" -> "bcq";')
+    again = offline(*smoke_args(hopper_data, run, "--algorithm", "bc", "--resume"))
+    assert again.returncode == 0, again.stderr[-3000:]
+
+
+def test_resume_with_more_outer_iterations_trains_the_run_further(hopper_data, tmp_path):
+    run = tmp_path / "run"
+    assert offline(*smoke_args(hopper_data, run, "--onpol_iters", "1")).returncode == 0
+    out = offline(*smoke_args(hopper_data, run, "--onpol_iters", "2", "--resume"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert [r["Iteration"] for r in read_progress(run)] == ["0", "1"]
+
+
 @pytest.mark.parametrize("args,fragment", [
     (["--env", "hoper"], "unknown task 'hoper'"),
     (["--env", "hopper", "--param_path", "configs/params_ant_offline.json"], "env_name is 'ant' but --env is 'hopper'"),

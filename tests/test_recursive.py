@@ -117,6 +117,14 @@ def test_bad_input_is_one_line_error(extra, fragment, tmp_path):
     assert not (tmp_path / "r" / "deployments").exists()
 
 
+def test_resume_with_other_settings_is_refused(full_run):
+    full, _ = full_run
+    before = (full / "deployments.csv").read_bytes(), (full / "checkpoint.npz").read_bytes()
+    one_line_error(recursive(*SMOKE, "--log_dir", full, "--resume", "--target_kl", "0.2"),
+                   "was started with other settings", "flags.target_kl: 0.05 -> 0.2", "params.json")
+    assert ((full / "deployments.csv").read_bytes(), (full / "checkpoint.npz").read_bytes()) == before
+
+
 def test_resume_refuses_a_run_of_the_other_script(full_run, hopper_data, tmp_path):
     full, _ = full_run
     out = subprocess.run([sys.executable, str(ROOT / "offline.py"), *SMOKE, "--data_path", str(hopper_data),

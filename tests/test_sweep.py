@@ -59,6 +59,24 @@ def test_local_sweep_runs_every_cell_and_skips_them_when_run_again(grid):
     assert table.returncode == 0 and "| BC | 2 |" in table.stdout and "| BREMEN | 2 |" in table.stdout
 
 
+def test_a_finished_cell_run_with_other_settings_is_reported_stale_and_kept(grid):
+    d, spec = grid
+    out = d / "stale"
+    shutil.copytree(d / "full", out)
+    params = out / RUNS[0] / "params.json"
+    config = json.loads(params.read_text())
+    config["agent"]["batch_size"] += 1  # as if an older bremen's preset had another batch size
+    params.write_text(json.dumps(config))
+    summary = (out / RUNS[0] / "summary.json").read_bytes()
+    again = sweep("--spec", spec, "--jobs", "2", "--out", out)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "1 finished cell(s) ran with other settings" in again.stderr and CELLS[0] in again.stderr
+    assert "agent.batch_size" in again.stderr and "4 cells, 4 done, 0 jobs to run" in again.stderr
+    cells = json.loads((out / "sweep.json").read_text())["cells"]
+    assert cells[CELLS[0]]["stale"].startswith("agent.batch_size") and "stale" not in cells[CELLS[1]]
+    assert (out / RUNS[0] / "summary.json").read_bytes() == summary
+
+
 def test_killed_sweep_resumes_to_the_same_results(grid):
     d, spec = grid
     out = d / "killed"

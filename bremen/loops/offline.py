@@ -35,7 +35,7 @@ from bremen.algos import registry
 from bremen.learners.actor_critic import ActorCriticConfig, ActorCriticLearner, spec_of
 from bremen.learners.model_based import ModelBasedConfig, ModelBasedLearner
 from bremen.loops.evaluation import EnvPool, dataset_return, evaluate_steps
-from bremen.loops.run import CHECKPOINT, CONFIG_FILE, TensorBoard, prepare_run_dir
+from bremen.loops.run import CHECKPOINT, CONFIG_FILE, TensorBoard, check_same_settings, prepare_run_dir
 from bremen.tasks import make as make_task
 
 PROGRESS_KEYS = [
@@ -99,6 +99,7 @@ class OfflineRun:
     progress_keys = PROGRESS_KEYS
     data_label = "behavior data"
     bar_position: Optional[int] = None  # the progress bar's line (seeds trained together: one line each)
+    resume_free_keys: tuple = ("flags.onpol_iters",)  # --resume --onpol_iters N trains a run further
 
     def __init__(self, exp: Experiment, resume: bool = False, force: bool = False, progress: bool = True,
                  stop_after: Optional[int] = None, check_data: bool = True):
@@ -110,9 +111,11 @@ class OfflineRun:
         if check_data and not exp.data_path.is_file():
             raise UserError(missing_data_message(exp))
         if resume and (self.dir / CHECKPOINT).is_file():
-            kind = load_checkpoint(self.dir / CHECKPOINT)[1]["config"].get("script")
+            stored = load_checkpoint(self.dir / CHECKPOINT)[1]["config"]
+            kind = stored.get("script")
             if kind != self.script:
                 raise UserError(f"--resume: {self.dir} holds a {kind} run; resume it with {kind}.py")
+            check_same_settings(self.dir, stored, exp.to_dict(), self.resume_free_keys)
         self.data = None
         if check_data:  # a dataset that does not fit the task is an error before anything is written
             self.load_data()

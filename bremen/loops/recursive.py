@@ -51,6 +51,7 @@ class RecursiveRun(OfflineRun):
     script = "recursive"
     progress_keys = PROGRESS_KEYS[:1] + RECURSIVE_KEYS + PROGRESS_KEYS[1:]
     data_label = "deployment batch"
+    resume_free_keys = ()  # onpol_iters shapes the deployment plan (num_paths), so a resume keeps it
 
     def __init__(self, exp: Experiment, resume: bool = False, force: bool = False, progress: bool = True,
                  stop_after: Optional[int] = None):

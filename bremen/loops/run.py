@@ -9,6 +9,7 @@ phase and chunk; the loop's hooks evaluate, log, export and checkpoint there.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -45,6 +46,44 @@ def prepare_run_dir(run_dir: Path, resume: bool, force: bool, what: str = "run d
         shutil.rmtree(run_dir)
     writable_dir(run_dir, what)
     return resume
+
+
+# Settings a resumed run may change: where the run lives and how the command named it or its sibling seeds.
+RESUME_FREE_KEYS = frozenset({"run_dir", "flags.random_seeds", "flags.exp_name", "flags.sub_exp_name",
+                              "flags.video_dir"})
+# Changes named first in the message: they say which run the directory holds.
+RESUME_FIRST_KEYS = ("flags.algorithm", "task", "data_path", "seed", "preset")
+
+
+def changed_settings(stored: dict, current: dict, free=RESUME_FREE_KEYS, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between a checkpoint's settings and the current ones (both as
+    params.json writes them), as "key: stored -> current", outside ``free``; RESUME_FIRST_KEYS first. Keys
+    on one side only are a field added or dropped by another bremen version (a new field's default keeps
+    the old behaviour), not a change."""
+    out = []
+    for key in sorted(set(stored) & set(current)):
+        name = f"{prefix}{key}"
+        if name in free:
+            continue
+        a, b = stored[key], current[key]
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed_settings(a, b, free, name + ".")
+        elif a != b:
+            out.append(f"{name}: {json.dumps(a)} -> {json.dumps(b)}")
+    rank = {k: i for i, k in enumerate(RESUME_FIRST_KEYS)}
+    return sorted(out, key=lambda line: rank.get(line.split(":")[0], len(rank)))
+
+
+def check_same_settings(run_dir: Path, stored: dict, current: dict, also_free=()) -> None:
+    """A resume must train under the settings its checkpoint was written with (else the run mixes two
+    configurations): a one-line UserError naming the first changed keys. ``also_free``: keys the loop lets a
+    resume change (offline: ``flags.onpol_iters``, to train a run further)."""
+    changed = changed_settings(stored, json.loads(json.dumps(current)), RESUME_FREE_KEYS | set(also_free))
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        raise UserError(f"--resume: {run_dir} was started with other settings ({'; '.join(changed[:3])}{more}); "
+                        f"resume it with the flags in its {CONFIG_FILE}, or start a new run (another "
+                        f"--log_dir, or --force)")
 
 
 class Hooks(Protocol):

@@ -13,6 +13,7 @@ working directory, so the nodes must share the file system (data/, the sweep fol
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from bremen.errors import UserError
+from bremen.loops.run import CONFIG_FILE, changed_settings
 from bremen.sweep.grid import LOGS, SCRIPTS, Index, Job, Spec, cells_of, data_path, jobs_of, run_dir
 
 STOPPED_CODES = (130, -2, -9, -15)  # Ctrl-C, SIGINT, SIGKILL, SIGTERM
@@ -107,7 +109,22 @@ def check_job(job: Job) -> None:
         raise UserError(f"{job.name}: {e} (in {' '.join(job.argv[3:])})")
     if unknown:
         raise UserError(f"{job.name}: {script}.py has no flag {' '.join(unknown)} (check --args and --set)")
-    resolve(args, script)
+    return resolve(args, script)
+
+
+def stale_cells(out: Path, job: Job, exps: list, index: Index) -> dict:
+    """{cell name: first changed setting} of the job's finished cells whose params.json differs from what the
+    job's command resolves to now (e.g. a preset changed in a newer bremen): their results are not this
+    sweep's settings."""
+    by_seed, stale = {e.seed: e for e in exps}, {}
+    for c in job.cells:
+        params = run_dir(out, c) / CONFIG_FILE
+        if index.cells[c.name]["state"] != "done" or c.seed not in by_seed or not params.is_file():
+            continue
+        changed = changed_settings(json.loads(params.read_text()), json.loads(json.dumps(by_seed[c.seed].to_dict())))
+        if changed:
+            stale[c.name] = changed[0]
+    return stale
 
 
 def run_sweep(spec: Spec, out: Path, jobs: int = 1, ray: Optional[str] = None, cpus_per_job: float = 1.0,
@@ -125,11 +142,21 @@ def run_sweep(spec: Spec, out: Path, jobs: int = 1, ray: Optional[str] = None, c
     out = Path(out).resolve()
     cells = cells_of(spec)
     all_jobs = jobs_of(spec, out, cells)
-    for job in all_jobs:
-        check_job(job)
+    resolved = [check_job(job) for job in all_jobs]
     writable_dir(out, "--out")
     (out / LOGS).mkdir(parents=True, exist_ok=True)
     index = Index(out, spec, cells)
+    stale = {k: v for job, exps in zip(all_jobs, resolved) for k, v in stale_cells(out, job, exps, index).items()}
+    for name, cell in index.cells.items():
+        cell.pop("stale", None)
+        if name in stale:
+            cell["stale"] = stale[name]
+    index.write()
+    if stale:
+        name = next(iter(stale))
+        say(f"{len(stale)} finished cell(s) ran with other settings than their command resolves to now (first: "
+            f"{name}, {stale[name]}); kept as they are (sweep.json marks them 'stale'): delete a cell's run "
+            f"directory to run it again")
     todo = [j for j in all_jobs if any(index.cells[c.name]["state"] != "done" for c in j.cells)]
     say(f"sweep {out}: {len(cells)} cells, {len(cells) - sum(len(j.cells) for j in todo)} done, "
         f"{len(todo)} jobs to run ({'ray ' + ray if ray else f'{jobs} local process(es)'})")
