@@ -111,7 +111,8 @@ def agent_config(name: str, preset: str = "paper", options: Optional[dict] = Non
     try:
         mod.validate(config)
     except ValueError as e:
-        raise UserError(f"{name}: {e}")
+        head, sep, rest = str(e).partition(": ")  # the module's own prefix ("brac: ...") gives way to the name
+        raise UserError(f"{name}: {rest if sep and ' ' not in head and name.startswith(head) else e}")
     return mod.finalize(config) if hasattr(mod, "finalize") else config
 
 
