@@ -147,3 +147,33 @@ def test_diagnose_replays_real_episodes_through_every_member(hopper_data, tmp_pa
     (tmp_path / "mf" / "params.json").write_text(json.dumps({"task": "hopper", "flags": {"algorithm": "bcq"},
                                                              "agent": {}}))
     one_line_error(cli("diagnose", tmp_path / "mf"), "a bcq run has no dynamics model")
+
+
+def test_reevaluations_are_kept_per_policy_file(tmp_path, monkeypatch):
+    import shutil
+
+    import bremen.loops.evaluation as evaluation
+    from bremen.analysis.tables import REEVAL_FILE, reevaluate
+    from bremen.io.policy_io import load_policy
+    from bremen.tasks import make
+
+    run_dir = tmp_path / "run"
+    write_run(run_dir, "hopper", "bc", 0, [1.0])
+    shutil.copytree(ROOT / "weights" / "hopper", run_dir / "policy_final", ignore=shutil.ignore_patterns("recursive"))
+    run = find_runs([run_dir])[0]
+    first = reevaluate(run, "final", 2)
+    direct = evaluation.evaluate_policy(load_policy(run_dir / "policy_final"), make("hopper"), 2, seed=0)["mean"]
+    assert first == pytest.approx(direct)
+    assert json.loads((run_dir / REEVAL_FILE).read_text())["final/2"]["mean"] == first
+
+    def no_evaluation(*a, **k):
+        raise AssertionError("evaluated again")
+
+    monkeypatch.setattr(evaluation, "evaluate_policy", no_evaluation)
+    assert reevaluate(run, "final", 2) == first  # kept
+    with pytest.raises(AssertionError, match="evaluated again"):
+        reevaluate(run, "final", 3)  # another episode count
+    for name in ("policy.json", "policy.npz"):  # another policy in the same place
+        shutil.copy(ROOT / "weights" / "hopper" / "recursive" / name, run_dir / "policy_final" / name)
+    with pytest.raises(AssertionError, match="evaluated again"):
+        reevaluate(run, "final", 2)

@@ -8,7 +8,8 @@ evaluations, so it is optimistic; a recursive run's final return is its last dep
 evaluation on shared env seeds). With ``episodes = N`` every finished run's exported ``policy_final/`` and
 ``policy_best/`` are evaluated again: the deterministic policy (the Gaussian's mean, the tanh-Gaussian's
 mode, the argmax-Q choice), N full episodes, env seeds ``derived_seed(0, 4, i)`` for i < N — the same seeds
-for every policy, algorithm and run (``bremen.loops.evaluation.evaluate_policy``, as ``bremen evaluate``).
+for every policy, algorithm and run (``bremen.loops.evaluation.evaluate_policy``, as ``bremen evaluate``);
+each result is kept in the run's ``reevaluations.json`` (see :func:`reevaluate`).
 
 Normalized score = 100 · (return − zero) / (hundred − zero): zero is the task's uniform-random return
 (docs/tasks.md) and hundred the behavior data's return of the run (``reference = "behavior"``, offline runs),
@@ -20,7 +21,10 @@ to but not the same as the gym envs D4RL scored, so treat those as approximate).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -28,6 +32,7 @@ import numpy as np
 from bremen.analysis.runs import Run, group_runs
 from bremen.analysis.stats import bootstrap_ci, mean_se, normalized
 from bremen.errors import UserError
+from bremen.io.atomic import atomic_path
 
 # D4RL's REF_MIN_SCORE / REF_MAX_SCORE (random and expert policies on the -v2 gym envs)
 D4RL_REFERENCES = {"half_cheetah": (-280.178953, 12135.0), "hopper": (-20.272305, 3234.3),
@@ -35,8 +40,22 @@ D4RL_REFERENCES = {"half_cheetah": (-280.178953, 12135.0), "hopper": (-20.272305
 FORMATS = ("md", "csv", "latex")
 
 
+REEVAL_FILE = "reevaluations.json"
+REEVAL_PROTOCOL = "evaluate_policy(policy, task, episodes, seed=0): deterministic, env seeds derived_seed(0, 4, i)"
+
+
+def _policy_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    for name in ("policy.json", "policy.npz"):
+        if (path / name).is_file():
+            h.update((path / name).read_bytes())
+    return h.hexdigest()
+
+
 def reevaluate(run: Run, which: str, episodes: int) -> Optional[float]:
-    """Mean return of the run's exported ``policy_<which>/`` over ``episodes`` shared-seed episodes."""
+    """Mean return of the run's exported ``policy_<which>/`` over ``episodes`` shared-seed episodes. Kept in
+    the run's ``reevaluations.json`` with the policy files' sha256, so a table made again as more seeds
+    finish evaluates only what is new (a re-exported policy is evaluated again)."""
     from bremen.io.policy_io import load_policy
     from bremen.loops.evaluation import evaluate_policy
     from bremen.tasks import make
@@ -44,7 +63,23 @@ def reevaluate(run: Run, which: str, episodes: int) -> Optional[float]:
     path = run.path / f"policy_{which}"
     if not (path / "policy.json").is_file():
         return None
-    return evaluate_policy(load_policy(path), make(run.task), episodes, seed=0)["mean"]
+    cache_path, key, digest = run.path / REEVAL_FILE, f"{which}/{episodes}", _policy_digest(path)
+    try:
+        cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    except (OSError, ValueError):
+        cache = {}
+    hit = cache.get(key) if isinstance(cache, dict) else None
+    if isinstance(hit, dict) and hit.get("policy_sha256") == digest and hit.get("protocol") == REEVAL_PROTOCOL:
+        return float(hit["mean"])
+    mean = float(evaluate_policy(load_policy(path), make(run.task), episodes, seed=0)["mean"])
+    cache = {**(cache if isinstance(cache, dict) else {}),
+             key: {"mean": mean, "episodes": episodes, "policy_sha256": digest, "protocol": REEVAL_PROTOCOL}}
+    try:
+        with atomic_path(str(cache_path)) as tmp:
+            Path(tmp).write_text(json.dumps(cache, indent=1) + "\n")
+    except OSError:  # a read-only run directory: the table is still right, only not cached
+        pass
+    return mean
 
 
 def own_return(run: Run, which: str) -> Optional[float]:

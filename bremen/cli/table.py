@@ -10,7 +10,7 @@ from pathlib import Path
 
 def add_parser(sub) -> None:
     p = sub.add_parser("table", help="results table of runs: final and best return over seeds",
-                       description="Final and best returns of finished runs, mean ± s.e. and the 95 %% bootstrap "
+                       description="Final and best returns of finished runs, mean ± s.e. and the 95 % bootstrap "
                        "interval over seeds, and normalized scores (0 = uniform random, 100 = --reference).")
     p.add_argument("runs", nargs="+", metavar="RUN_OR_DIR", help="run directories or folders above them")
     p.add_argument("--episodes", type=int, default=0, metavar="N",
