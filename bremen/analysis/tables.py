@@ -68,12 +68,12 @@ def reevaluate(run: Run, which: str, episodes: int) -> Optional[float]:
         cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     except (OSError, ValueError):
         cache = {}
-    hit = cache.get(key) if isinstance(cache, dict) else None
+    cache = cache if isinstance(cache, dict) else {}
+    hit = cache.get(key)
     if isinstance(hit, dict) and hit.get("policy_sha256") == digest and hit.get("protocol") == REEVAL_PROTOCOL:
         return float(hit["mean"])
     mean = float(evaluate_policy(load_policy(path), make(run.task), episodes, seed=0)["mean"])
-    cache = {**(cache if isinstance(cache, dict) else {}),
-             key: {"mean": mean, "episodes": episodes, "policy_sha256": digest, "protocol": REEVAL_PROTOCOL}}
+    cache[key] = {"mean": mean, "episodes": episodes, "policy_sha256": digest, "protocol": REEVAL_PROTOCOL}
     try:
         with atomic_path(str(cache_path)) as tmp:
             Path(tmp).write_text(json.dumps(cache, indent=1) + "\n")

@@ -60,6 +60,8 @@ def changed_settings(stored: dict, current: dict, free=RESUME_FREE_KEYS, prefix:
     params.json writes them), as "key: stored -> current", outside ``free``; RESUME_FIRST_KEYS first. Keys
     on one side only are a field added or dropped by another bremen version (a new field's default keeps
     the old behaviour), not a change."""
+    if not prefix:  # compare as params.json holds them (tuples as lists)
+        current = json.loads(json.dumps(current))
     out = []
     for key in sorted(set(stored) & set(current)):
         name = f"{prefix}{key}"
@@ -78,7 +80,7 @@ def check_same_settings(run_dir: Path, stored: dict, current: dict, also_free=()
     """A resume must train under the settings its checkpoint was written with (else the run mixes two
     configurations): a one-line UserError naming the first changed keys. ``also_free``: keys the loop lets a
     resume change (offline: ``flags.onpol_iters``, to train a run further)."""
-    changed = changed_settings(stored, json.loads(json.dumps(current)), RESUME_FREE_KEYS | set(also_free))
+    changed = changed_settings(stored, current, RESUME_FREE_KEYS | set(also_free))
     if changed:
         more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
         raise UserError(f"--resume: {run_dir} was started with other settings ({'; '.join(changed[:3])}{more}); "

@@ -92,8 +92,9 @@ def check_spec(spec: Spec) -> None:
             raise UserError(f"dataset{'s' if len(missing) > 1 else ''} {', '.join(sorted(missing))} not found{hint}")
 
 
-def check_job(job: Job) -> None:
-    """Parse and resolve the job's command as its script would: a user mistake is one line, before any run."""
+def check_job(job: Job) -> list:
+    """Parse and resolve the job's command as its script would (its Experiments, one per seed): a user mistake
+    is one line, before any run."""
     from bremen.cli.offline import build_parser as offline_parser
     from bremen.cli.recursive import build_parser as recursive_parser
     from bremen.experiment import resolve
@@ -121,7 +122,7 @@ def stale_cells(out: Path, job: Job, exps: list, index: Index) -> dict:
         params = run_dir(out, c) / CONFIG_FILE
         if index.cells[c.name]["state"] != "done" or c.seed not in by_seed or not params.is_file():
             continue
-        changed = changed_settings(json.loads(params.read_text()), json.loads(json.dumps(by_seed[c.seed].to_dict())))
+        changed = changed_settings(json.loads(params.read_text()), by_seed[c.seed].to_dict())
         if changed:
             stale[c.name] = changed[0]
     return stale
