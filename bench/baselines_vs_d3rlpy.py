@@ -21,7 +21,11 @@ and read by both sides. For each round and each algorithm (bc, bcq, bear), in th
     by round). BEAR's grad step is set to its warm-up length (40000) so every timed update is post-warm-up.
 
 The ratio is bremen updates/s over the best d3rlpy updates/s (update calls only, sampling excluded, which
-favours d3rlpy; ``fit_loop_updates_per_s`` adds its sampling time back). Output:
+favours d3rlpy; ``fit_loop_updates_per_s`` adds its sampling time back). The work of one update is counted on
+both sides as the FLOPs of its matrix products (2·m·n·k, forward and backward): ``dot_flops`` over the jaxpr of
+bremen's update, torch's FlopCounterMode over one d3rlpy update; ``work_ratio_bremen_over_d3rlpy`` and
+``matmul_gflops_per_s`` tell a faster program from a smaller computation (the algorithms differ in detail: the
+original BEAR's actor averages Q over its ``num_samples_match`` samples, d3rlpy's uses one). Output:
 ``bench/results/baselines_vs_d3rlpy.json``.
 """
 
@@ -102,6 +106,28 @@ def bremen_data(arrays: dict):
     return batch_from_arrays(obs, arrays["actions"], arrays["rewards"], next_obs, arrays["terminals"])
 
 
+def dot_flops(jaxpr) -> int:
+    """2·m·n·k summed over the matrix products (``dot_general``) of a jaxpr, sub-jaxprs included (a scan's body
+    times its length, the costliest branch of a cond): the count torch's FlopCounterMode makes of d3rlpy."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            (lhs_contract, _), _ = eqn.params["dimension_numbers"]
+            lhs = eqn.invars[0].aval.shape
+            total += 2 * int(np.prod(eqn.outvars[0].aval.shape)) * int(np.prod([lhs[d] for d in lhs_contract]))
+            continue
+        subs = []
+        for v in eqn.params.values():
+            for item in (v if isinstance(v, (tuple, list)) else (v,)):
+                inner = getattr(item, "jaxpr", item)
+                if hasattr(inner, "eqns"):
+                    subs.append(dot_flops(inner))
+        if subs:
+            n = eqn.params.get("length", 1) if eqn.primitive.name == "scan" else 1
+            total += n * (max(subs) if eqn.primitive.name == "cond" else sum(subs))
+    return total
+
+
 class BremenBench:
     """One agent per algorithm, compiled once, its state carried across rounds."""
 
@@ -122,6 +148,8 @@ class BremenBench:
         jax.block_until_ready((self.state, info))
         self.compile_call_s = time.perf_counter() - t0
         self.n_params = int(sum(np.size(x) for x in jax.tree.leaves(self.state)))
+        batch = jax.tree.map(lambda a: a[: self.batch], data)
+        self.matmul_flops = dot_flops(jax.make_jaxpr(self.agent.update)(self.state, batch).jaxpr)
 
     def time_calls(self, calls: int) -> list:
         import jax
@@ -187,7 +215,7 @@ def main():
                "versions": versions(), "load_avg_start": os.getloadavg(), "dataset": {}, "bremen_config": {},
                "bremen_overrides": {a: {k: list(v) if isinstance(v, tuple) else v for k, v in D3RLPY_DEFAULTS[a].items()}
                                     for a in algos},
-               "rounds": [], "summary": {}}
+               "matmul_flops_per_update": {}, "rounds": [], "summary": {}}
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "random_hopper.npz"
         arrays = make_dataset(npz)
@@ -206,10 +234,12 @@ def main():
                                                       for k, v in dataclasses.asdict(benches[name].config).items()}
                     results["bremen_config"][name]["_compile_call_s"] = benches[name].compile_call_s
                     results["bremen_config"][name]["_state_size_floats"] = benches[name].n_params
+                    results["matmul_flops_per_update"][name] = {"bremen": benches[name].matmul_flops}
                 b = benches[name]
                 rates = b.time_calls(args.bremen_calls)
                 d3 = run_d3rlpy(npz, name, threads, D3RLPY_UPDATES[name], args.d3rlpy_k2_seconds, seed=r)
                 d3_rates = {k: v["updates_per_s"] for k, v in d3["per_threads"].items()}
+                results["matmul_flops_per_update"][name]["d3rlpy"] = d3["matmul_flops_per_update"]
                 best_k = max(d3_rates, key=d3_rates.get)
                 bremen_rate = statistics.median(rates)
                 entry = {"bremen_updates_per_s": bremen_rate, "bremen_call_rates": rates,
@@ -242,6 +272,10 @@ def main():
                 k: statistics.median(e["d3rlpy_fit_loop_updates_per_s"][k] for e in per) for k in d3},
             "ratio_per_round": ratios, "ratio_median": med_ratio,
             "ratio_of_medians": br / max(d3.values()), "target_met": med_ratio >= TARGET_RATIO}
+        flops = results["matmul_flops_per_update"][name]
+        results["summary"][name].update(
+            work_ratio_bremen_over_d3rlpy=flops["bremen"] / flops["d3rlpy"],
+            matmul_gflops_per_s={"bremen": br * flops["bremen"] / 1e9, "d3rlpy": max(d3.values()) * flops["d3rlpy"] / 1e9})
     results["load_avg_end"] = os.getloadavg()
     results["total_wall_s"] = time.perf_counter() - t_start
     _write(results, args.out)
@@ -249,7 +283,9 @@ def main():
         print(f"{name}: bremen {s['bremen_updates_per_s_median']:.1f}/s, d3rlpy "
               + ", ".join(f"{k} thr {v:.1f}/s" for k, v in s["d3rlpy_updates_per_s_median"].items())
               + f", median ratio {s['ratio_median']:.2f} (target >= {TARGET_RATIO}: "
-              f"{'met' if s['target_met'] else 'NOT met'})")
+              f"{'met' if s['target_met'] else 'NOT met'}); matmul work per update {s['work_ratio_bremen_over_d3rlpy']:.2f}x "
+              f"d3rlpy's, matmul GFLOP/s bremen {s['matmul_gflops_per_s']['bremen']:.0f}, d3rlpy "
+              f"{s['matmul_gflops_per_s']['d3rlpy']:.0f}")
     print(f"wrote {args.out} in {results['total_wall_s']:.0f} s")
 
 

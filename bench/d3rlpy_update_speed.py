@@ -14,6 +14,9 @@ written by the parent, builds ``d3rlpy.algos.{BC,BCQ,BEAR}Config()`` (defaults u
 For BEAR the grad step is set to ``warmup_steps`` (40000) first, so every update is a post-warm-up
 update (full actor loss with Q and MMD terms), not the cheap MMD-only warm-up update.
 
+One more update runs under ``torch.utils.flop_counter.FlopCounterMode``: ``matmul_flops_per_update`` (the
+matrix products of the forward and backward passes, 2·m·n·k each), the work one update does.
+
 Prints one JSON object on the last line of stdout.
 """
 
@@ -90,6 +93,13 @@ def main():
             "fit_loop_updates_per_s": done / (update_s + sample_s),
             "grad_step_start": grad_step0, "grad_step_end": algo.grad_step,
             "last_loss": {key: float(v) for key, v in loss.items()}}
+    # matrix-product FLOPs of one update (forward and backward), counted by torch's dispatch-level counter
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        algo.update(dataset.sample_transition_batch(config.batch_size))
+    out["matmul_flops_per_update"] = int(counter.get_total_flops())
     print(json.dumps(out))
 
 

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bremen.algos.sac import LOG2, log_std_from_raw, tanh_gaussian_log_prob
-from bremen.models.nets import mlp_apply, mlp_init
+from bremen.models.nets import mlp_apply, mlp_apply_concat, mlp_init
 
 
 class Spec(NamedTuple):
@@ -115,11 +115,13 @@ def actor_head(actor, obs, log_std_min: float = -5.0, log_std_max: float = 0.0):
 
 
 def actor_sample(actor, obs, key, spec: Spec, log_std_min: float = -5.0, log_std_max: float = 0.0,
-                 noise_clip=None):
+                 noise_clip=None, n=None):
     """A reparameterised sample: returns (a, log π(a|s), u) with u the pre-squash sample. ``noise_clip``
-    clips the standard-normal noise to [−c, c] (BEAR's original sampling trick)."""
+    clips the standard-normal noise to [−c, c] (BEAR's original sampling trick). With ``n``, n samples per
+    row of ``obs``, shape [n, *obs.shape[:-1], act]: the network runs once per row (the same numbers as
+    sampling from ``repeat_rows(obs, n)``, n times fewer network evaluations)."""
     mu, log_std = actor_head(actor, obs, log_std_min, log_std_max)
-    eps = jax.random.normal(key, mu.shape, mu.dtype)
+    eps = jax.random.normal(key, mu.shape if n is None else (n, *mu.shape), mu.dtype)
     if noise_clip is not None:
         eps = jnp.clip(eps, -noise_clip, noise_clip)
     u = mu + jnp.exp(log_std) * eps
@@ -136,7 +138,8 @@ def actor_mode(actor, obs, spec: Spec, log_std_min: float = -5.0, log_std_max: f
 def actor_log_prob(actor, obs, act, spec: Spec, log_std_min: float = -5.0, log_std_max: float = 0.0,
                    clip: float = 1e-3):
     """log π(a|s) of a given action: a is moved ``clip``·h inside the box (BRAC's clipping, so atanh stays
-    finite) and mapped back to u = atanh((a − m)/h)."""
+    finite) and mapped back to u = atanh((a − m)/h). ``act`` may carry leading sample axes over ``obs``
+    ([n, B, act] against [B, obs]): the network runs once per state."""
     mu, log_std = actor_head(actor, obs, log_std_min, log_std_max)
     x = jnp.clip((act - spec.mid) / spec.half, -1.0 + clip, 1.0 - clip)
     u = jnp.arctanh(x)
@@ -164,9 +167,9 @@ def q_init(key, spec: Spec, hidden, n: int) -> list:
 
 
 def q_apply(q, obs, act):
-    """Q_k(s, a) for every member k: shape [n, ...batch]."""
-    x = jnp.concatenate([obs, act], axis=-1)
-    return jax.vmap(lambda p: mlp_apply(p, x, "relu")[..., 0])(q)
+    """Q_k(s, a) for every member k: shape [n, ...batch]. ``obs`` may broadcast against ``act`` ([B, obs]
+    against [m, B, act]: m actions per state, the state's part of the first layer computed once)."""
+    return jax.vmap(lambda p: mlp_apply_concat(p, (obs, act), "relu")[..., 0])(q)
 
 
 def critic_step(opt, q, opt_state, obs, act, y):
@@ -197,20 +200,23 @@ def vae_init(key, spec: Spec, hidden, latent_dim: int) -> dict:
 
 
 def vae_decode(vae, obs, z, spec: Spec):
-    """(a, raw): the decoded action in the box and the decoder's pre-tanh output."""
-    raw = mlp_apply(vae["dec"], jnp.concatenate([obs, z], axis=-1), "relu")
+    """(a, raw): the decoded action in the box and the decoder's pre-tanh output (``obs`` may broadcast
+    against ``z``)."""
+    raw = mlp_apply_concat(vae["dec"], (obs, z), "relu")
     return spec.mid + spec.half * jnp.tanh(raw), raw
 
 
-def vae_sample(vae, obs, key, spec: Spec, latent_dim: int, z_clip: float = 0.5):
-    """Decode with z ~ N(0, I) clipped to [−z_clip, z_clip]; returns (a, raw)."""
-    z = jnp.clip(jax.random.normal(key, obs.shape[:-1] + (latent_dim,)), -z_clip, z_clip)
+def vae_sample(vae, obs, key, spec: Spec, latent_dim: int, z_clip: float = 0.5, n=None):
+    """Decode with z ~ N(0, I) clipped to [−z_clip, z_clip]; returns (a, raw). With ``n``, n proposals per row
+    of ``obs``: [n, *obs.shape[:-1], act] (the numbers of ``repeat_rows(obs, n)``)."""
+    z_shape = obs.shape[:-1] + (latent_dim,)
+    z = jnp.clip(jax.random.normal(key, z_shape if n is None else (n, *z_shape)), -z_clip, z_clip)
     return vae_decode(vae, obs, z, spec)
 
 
 def vae_loss(vae, obs, act, key, spec: Spec, latent_dim: int, kl_weight: float = 0.5):
     """Reconstruction MSE + kl_weight · KL to the standard normal, both averaged (BCQ/BEAR)."""
-    h = mlp_apply(vae["enc"], jnp.concatenate([obs, act], axis=-1), "relu")
+    h = mlp_apply_concat(vae["enc"], (obs, act), "relu")
     mean, log_std = h[..., :latent_dim], jnp.clip(h[..., latent_dim:], -4.0, 15.0)
     std = jnp.exp(log_std)
     z = mean + std * jax.random.normal(key, mean.shape)

@@ -35,9 +35,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from bremen.algos.agent import (Batch, Spec, adam_step, critic_step, q_apply, q_init, repeat_rows,
+from bremen.algos.agent import (Batch, Spec, adam_step, critic_step, q_apply, q_init,
                                 soft_clipped_double_q, soft_update, vae_init, vae_loss, vae_sample)
-from bremen.models.nets import mlp_apply, mlp_init
+from bremen.models.nets import mlp_apply_concat, mlp_init
 
 NAME = "bcq"
 LATENT_CLIP = 0.5  # proposals decode z clipped to [−0.5, 0.5] (both BCQ implementations)
@@ -179,8 +179,8 @@ class BCQState(NamedTuple):
 
 
 def perturb(actor, obs, act, spec: Spec, phi: float):
-    """ξ(s, a) = clip(a + Φ·h·tanh(f(s, a)), low, high)."""
-    shift = phi * spec.half * jnp.tanh(mlp_apply(actor, jnp.concatenate([obs, act], axis=-1), "relu"))
+    """ξ(s, a) = clip(a + Φ·h·tanh(f(s, a)), low, high) (``obs`` may broadcast against ``act``)."""
+    shift = phi * spec.half * jnp.tanh(mlp_apply_concat(actor, (obs, act), "relu"))
     return jnp.clip(act + shift, jnp.asarray(spec.act_low), jnp.asarray(spec.act_high))
 
 
@@ -191,7 +191,7 @@ def first_critic(q):
 
 def q1_apply(q, obs, act):
     """Q_1(s, a) alone (the actor loss and action selection use only the first critic)."""
-    return mlp_apply(first_critic(q), jnp.concatenate([obs, act], axis=-1), "relu")[..., 0]
+    return mlp_apply_concat(first_critic(q), (obs, act), "relu")[..., 0]
 
 
 @dataclass(frozen=True)
@@ -240,8 +240,8 @@ class BCQ:
         vae, vae_opt_state = adam_step(vae_opt, grads, state.vae_opt, state.vae)
 
         # 2. critics: max over n perturbed proposals of the soft clipped double-Q of the targets
-        next_obs = repeat_rows(batch.next_obs, c.n_target_samples)
-        proposals, _ = vae_sample(vae, next_obs, k_next, spec, c.latent_dim, LATENT_CLIP)
+        next_obs = batch.next_obs  # [B, obs] against n_target_samples proposals [n, B, act]
+        proposals, _ = vae_sample(vae, next_obs, k_next, spec, c.latent_dim, LATENT_CLIP, c.n_target_samples)
         next_act = perturb(state.actor_target, next_obs, proposals, spec, c.phi)
         next_v = jnp.max(soft_clipped_double_q(q_apply(state.q_target, next_obs, next_act), c.lam), axis=0)
         y = jax.lax.stop_gradient(batch.rew + c.discount * (1.0 - terminal) * next_v)
@@ -269,10 +269,9 @@ class BCQ:
     def act(self, state: BCQState, obs, key):
         """argmax over ``n_action_samples`` perturbed VAE proposals of Q_1: [N, obs_dim] → [N, act_dim]."""
         c, spec = self.c, self.spec
-        obs_rep = repeat_rows(obs, c.n_action_samples)
-        proposals, _ = vae_sample(state.vae, obs_rep, key, spec, c.latent_dim, LATENT_CLIP)
-        actions = perturb(state.actor, obs_rep, proposals, spec, c.phi)
-        best = jnp.argmax(q1_apply(state.q, obs_rep, actions), axis=0)
+        proposals, _ = vae_sample(state.vae, obs, key, spec, c.latent_dim, LATENT_CLIP, c.n_action_samples)
+        actions = perturb(state.actor, obs, proposals, spec, c.phi)  # [n, N, act]
+        best = jnp.argmax(q1_apply(state.q, obs, actions), axis=0)
         return jnp.take_along_axis(actions, best[None, :, None], axis=0)[0]
 
     def export(self, state: BCQState):

@@ -37,7 +37,6 @@ import numpy as np
 import optax
 
 from bremen.algos.agent import (Batch, Spec, actor_init, actor_sample, adam_step, critic_step, q_apply, q_init,
-                                repeat_rows,
                                 soft_clipped_double_q, soft_update, vae_init, vae_loss, vae_sample)
 from bremen.algos.divergences import KERNELS, mmd_bear
 
@@ -228,10 +227,10 @@ class BEAR:
                          self._opt("vae").init(vae), self._opt("alpha").init(log_alpha),
                          jnp.asarray(0, jnp.int32), key)
 
-    def _sample(self, actor, obs, key, noise_clip=None):
-        """(a, u): actions and pre-tanh samples of π for obs [..., obs_dim]."""
+    def _sample(self, actor, obs, key, noise_clip=None, n=None):
+        """(a, u): actions and pre-tanh samples of π for obs [..., obs_dim] (n per row: [n, ..., act])."""
         a, _, u = actor_sample(actor, obs, key, self.spec, self.config.log_std_min, self.config.log_std_max,
-                               noise_clip)
+                               noise_clip, n)
         return a, u
 
     def update(self, state: BEARState, batch: Batch):
@@ -246,23 +245,21 @@ class BEAR:
         vae, vae_opt = adam_step(self._opt("vae"), g, state.vae_opt, state.vae)
 
         # (2), (3) critics against the target critics at current-policy actions
-        next_obs = repeat_rows(batch.next_obs, c.num_target_samples)
-        next_act, _ = self._sample(state.actor, next_obs, k_next)
-        v = jnp.max(soft_clipped_double_q(q_apply(state.q_target, next_obs, next_act), c.lam), axis=0)
+        next_act, _ = self._sample(state.actor, batch.next_obs, k_next, n=c.num_target_samples)  # [n, B, act]
+        v = jnp.max(soft_clipped_double_q(q_apply(state.q_target, batch.next_obs, next_act), c.lam), axis=0)
         y = jax.lax.stop_gradient(batch.rew + c.discount * (1.0 - terminal) * v)
 
         q, q_opt, l_q, qs = critic_step(self._opt("q"), state.q, state.q_opt, batch.obs, batch.act, y)
 
         # (4)–(7) actor against the new critics and the new VAE
-        obs_n = repeat_rows(batch.obs, c.num_samples_match)  # [n, B, obs]
-        _, raw_vae = vae_sample(vae, obs_n, k_dec, spec, self.latent_dim)
+        _, raw_vae = vae_sample(vae, batch.obs, k_dec, spec, self.latent_dim, n=c.num_samples_match)  # [n, B, act]
         raw_vae = jnp.swapaxes(jax.lax.stop_gradient(raw_vae), 0, 1)  # [B, n, act]
         weight = jnp.exp(state.log_alpha) if c.mode == "auto" else jnp.asarray(HARDCODED_WEIGHT, jnp.float32)
 
         def actor_loss_fn(actor):
-            a, u = self._sample(actor, obs_n, k_pi, c.noise_clip)
+            a, u = self._sample(actor, batch.obs, k_pi, c.noise_clip, c.num_samples_match)
             mmd = mmd_bear(jnp.swapaxes(u, 0, 1), raw_vae, c.kernel, c.mmd_sigma)  # [B]
-            q_k = jnp.mean(q_apply(q, obs_n, a), axis=1)  # [n_q, B]
+            q_k = jnp.mean(q_apply(q, batch.obs, a), axis=1)  # [n_q, B]
             q_hat = (jnp.min, jnp.max, jnp.mean)[c.version](q_k, axis=0)
             std = jnp.std(q_k, axis=0) if c.use_ensemble_variance else jnp.zeros_like(q_hat)
             penalty = c.lamda * np.sqrt((1.0 - c.delta_conf) / c.delta_conf) * std
@@ -291,9 +288,8 @@ class BEAR:
 
     def act(self, state: BEARState, obs, key):
         """Eq. (10): of num_action_samples actor samples per state, the one with the largest Q_1. obs [N, obs_dim]."""
-        obs_n = repeat_rows(obs, self.config.num_action_samples)  # [n, N, obs]
-        a, _ = self._sample(state.actor, obs_n, key, self.config.noise_clip)
-        best = jnp.argmax(q_apply(state.q, obs_n, a)[0], axis=0)  # [N]
+        a, _ = self._sample(state.actor, obs, key, self.config.noise_clip, self.config.num_action_samples)
+        best = jnp.argmax(q_apply(state.q, obs, a)[0], axis=0)  # [N]; a: [n, N, act]
         return jnp.take_along_axis(a, best[None, :, None], axis=0)[0]
 
     def export(self, state: BEARState):

@@ -48,11 +48,11 @@ import numpy as np
 import optax
 
 from bremen.algos.agent import (Batch, Spec, actor_init, actor_log_prob, actor_mode, actor_sample, adam_step,
-                                q_apply, q_init, repeat_rows, soft_clipped_double_q, soft_update,
+                                q_apply, q_init, soft_clipped_double_q, soft_update,
                                 tanh_gaussian_export)
 from bremen.algos.bc_baseline import bc_step, clip_v2
 from bremen.algos.divergences import DUAL_FORMS, KERNELS, gradient_penalty, mmd_squared_brac, sampled_kl
-from bremen.models.nets import mlp_apply, mlp_init
+from bremen.models.nets import mlp_apply_concat, mlp_init
 
 NAMES = ("brac_primal", "brac_dual")
 DIVERGENCES = {"primal": ("kl", "mmd"), "dual": ("kl", "w")}
@@ -266,8 +266,8 @@ class BRAC:
         t = self.config.target_entropy
         return -float(self.spec.act_dim) if t is None else float(t)
 
-    def _sample(self, actor, obs, key):
-        return actor_sample(actor, obs, key, self.spec, LOG_STD_MIN, LOG_STD_MAX)
+    def _sample(self, actor, obs, key, n=None):
+        return actor_sample(actor, obs, key, self.spec, LOG_STD_MIN, LOG_STD_MAX, n=n)
 
     def init(self, key) -> BRACState:
         c, s = self.config, self.spec
@@ -302,7 +302,7 @@ class BRAC:
 
     # ----------------------------------------------------------------------------- divergence estimates
     def _critic_fn(self, critic):
-        return lambda obs, act: mlp_apply(critic, jnp.concatenate([obs, act], axis=-1), "relu")[..., 0]
+        return lambda obs, act: mlp_apply_concat(critic, (obs, act), "relu")[..., 0]
 
     def divergence(self, state: BRACState, actor, obs, a_pi, a_b, key):
         """D̂(s) per row [B]: P-kl/P-mmd (own samples; a_pi, a_b unused) or D-kl/D-w (at a_pi and a_b)."""
@@ -311,12 +311,11 @@ class BRAC:
             fn = self._critic_fn(state.critic)
             return DUAL_FORMS[c.divergence](fn(obs, a_b), fn(obs, a_pi))
         k_p, k_b = jax.random.split(key)
-        obs_n = repeat_rows(obs, c.n_div_samples)  # [n, B, obs]
-        a_p, logp, _ = self._sample(actor, obs_n, k_p)
+        a_p, logp, _ = self._sample(actor, obs, k_p, c.n_div_samples)  # [n, B, A]
         if c.divergence == "kl":
-            logb = actor_log_prob(state.behavior, obs_n, a_p, self.spec, LOG_STD_MIN, LOG_STD_MAX, CLIP_EPS)
+            logb = actor_log_prob(state.behavior, obs, a_p, self.spec, LOG_STD_MIN, LOG_STD_MAX, CLIP_EPS)
             return sampled_kl(logp, logb)
-        b = jax.lax.stop_gradient(self._sample(state.behavior, obs_n, k_b)[0])
+        b = jax.lax.stop_gradient(self._sample(state.behavior, obs, k_b, c.n_div_samples)[0])
         return mmd_squared_brac(jnp.swapaxes(a_p, 0, 1), jnp.swapaxes(b, 0, 1), c.mmd_kernel, c.mmd_sigma)
 
     # ----------------------------------------------------------------------------- losses and updates
@@ -427,9 +426,8 @@ class BRAC:
         """"main": a = m + h·tanh(μ(s)); "max_q": of MAX_Q_SAMPLES actions a_i ~ π(·|s), the argmax of Q_1."""
         if self.config.eval_policy == "main":
             return actor_mode(state.actor, obs, self.spec, LOG_STD_MIN, LOG_STD_MAX)
-        obs_n = repeat_rows(obs, MAX_Q_SAMPLES)
-        a = self._sample(state.actor, obs_n, key)[0]  # [n, N, A]
-        q1 = q_apply(jax.tree.map(lambda x: x[:1], state.q), obs_n, a)[0]  # [n, N]
+        a = self._sample(state.actor, obs, key, MAX_Q_SAMPLES)[0]  # [n, N, A]
+        q1 = q_apply(jax.tree.map(lambda x: x[:1], state.q), obs, a)[0]  # [n, N]
         return jnp.take_along_axis(a, jnp.argmax(q1, axis=0)[None, :, None], axis=0)[0]
 
     def export(self, state: BRACState):

@@ -53,8 +53,28 @@ def mlp_init(key, sizes: Sequence[int], kind: str = "glorot", out_scale: float =
 
 def mlp_apply(params: Params, x, activation: str | Callable = "relu", out_activation: Callable | None = None):
     """Apply an MLP: hidden layers use ``activation``, the last layer is linear unless ``out_activation``."""
+    return _layers(params, x @ params[0]["w"] + params[0]["b"], activation, out_activation)
+
+
+def mlp_apply_concat(params: Params, parts: Sequence, activation: str | Callable = "relu",
+                     out_activation: Callable | None = None):
+    """``mlp_apply(params, concatenate(parts, -1))`` without the concatenation: the first layer is split into
+    one row block per part, x_1 @ W_1 + x_2 @ W_2 + b, so the parts may broadcast against each other (a state
+    [B, d] against n actions [n, B, a]) and the state's block is computed once, not once per action."""
+    rows, offset = [], 0
+    for x in parts:
+        rows.append(x @ params[0]["w"][offset:offset + x.shape[-1]])
+        offset += x.shape[-1]
+    if offset != params[0]["w"].shape[0]:
+        raise ValueError(f"mlp_apply_concat: the parts have {offset} features, the first layer takes "
+                         f"{params[0]['w'].shape[0]}")
+    return _layers(params, sum(rows[1:], rows[0]) + params[0]["b"], activation, out_activation)
+
+
+def _layers(params: Params, first, activation, out_activation):
+    """The MLP from the first layer's pre-activation ``first`` on."""
     act = ACTIVATIONS[activation] if isinstance(activation, str) else activation
-    for layer in params[:-1]:
-        x = act(x @ layer["w"] + layer["b"])
-    x = x @ params[-1]["w"] + params[-1]["b"]
+    x = first
+    for layer in params[1:]:
+        x = act(x) @ layer["w"] + layer["b"]
     return x if out_activation is None else out_activation(x)
