@@ -47,6 +47,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))  # the bremen of this checkout, not whichever one the venv has installed
 D3RLPY_PYTHON = HERE / ".d3rlpy-venv" / "bin" / "python"
 CHILD = HERE / "d3rlpy_update_speed.py"
 OUT = HERE / "results" / "baselines_vs_d3rlpy.json"
@@ -186,7 +187,10 @@ def versions() -> dict:
                             "print(torch.__version__, d3rlpy.__version__, gymnasium.__version__, numpy.__version__, "
                             "sys.version.split()[0])"], capture_output=True, text=True)
     torch_v, d3_v, gym_v, np_v, py_v = child.stdout.split()[-5:]
-    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "numpy_bremen": np.__version__,
+    import bremen
+
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return {"bremen": str(Path(bremen.__file__).parent), "bremen_commit": commit.stdout.strip(), "jax": jax.__version__, "jaxlib": jaxlib.__version__, "numpy_bremen": np.__version__,
             "python": platform.python_version(), "torch": torch_v, "d3rlpy": d3_v, "gymnasium_d3rlpy_venv": gym_v,
             "numpy_d3rlpy_venv": np_v, "python_d3rlpy_venv": py_v, "jax_backend": jax.default_backend(),
             "machine": platform.machine(), "cpu_count": os.cpu_count()}
