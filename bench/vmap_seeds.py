@@ -13,7 +13,12 @@ order:
 
 Each side is compiled before timing and every timed call ends with ``jax.block_until_ready``. Throughput is seed-
 updates per second (3·n per side and round); the ratio is vmapped over sequential, the median over rounds.
-BRAC's updates are timed after its behavior-cloning phase (the state's step counter set past it). Output:
+BRAC's updates are timed after its behavior-cloning phase (the state's step counter set past it).
+
+To say how far from the machine's limit the updates run, each algorithm also gets its matrix-product FLOPs per
+update (``dot_flops`` of bench/baselines_vs_d3rlpy.py, 2·m·n·k per dot of the compiled update's jaxpr) and the
+achieved GFLOP/s of both sides, and the run ends with the rate of plain chained matmuls (+ReLU) at these
+networks' shapes: updates already near that rate cannot get much faster by stacking seeds on 2 cores. Output:
 ``bench/results/vmap_seeds.json``.
 """
 
@@ -35,6 +40,8 @@ from bremen.algos import registry
 from bremen.algos.agent import Spec, batch_from_arrays, update_many
 from bremen.learners.actor_critic import update_many_seeds
 
+from baselines_vs_d3rlpy import dot_flops
+
 OUT = Path(__file__).resolve().parent / "results" / "vmap_seeds.json"
 OBS_DIM, ACT_DIM, N, SEEDS = 17, 6, 100_000, 3
 TARGET = 1.5
@@ -52,6 +59,30 @@ def timed(fn) -> float:
     t = time.perf_counter()
     jax.block_until_ready(fn())
     return time.perf_counter() - t
+
+
+def matmul_rates(repeats: int = 200) -> dict:
+    """GFLOP/s of ``repeats`` chained ``relu(x @ w) + x`` at batch × width shapes of the cpu presets' networks
+    (BC 256 × 200, BCQ 100 × 256, BEAR and BRAC 256 × 64 and 128; and 3× the rows), and of the batched product
+    that vmap makes of three seeds' layers ([3, m, k] × [3, k, k]), the best of 3 timings."""
+    rates = {}
+    for m, k in [(256, 64), (768, 64), (256, 128), (256, 200), (768, 200), (100, 256), (300, 256)]:
+        x, w = jnp.full((m, k), 0.01), jnp.full((k, k), 0.001)
+        f = jax.jit(lambda x, w: jax.lax.fori_loop(0, repeats, lambda i, y: jnp.maximum(y @ w, 0.0) + x, x))
+        jax.block_until_ready(f(x, w))
+        best = min(timed(lambda: f(x, w)) for _ in range(3))
+        rates[f"{m}x{k}x{k}"] = 2 * m * k * k * repeats / best / 1e9
+        print(f"matmul {m}x{k}x{k} (+relu): {rates[f'{m}x{k}x{k}']:.0f} GFLOP/s", flush=True)
+    for m, k in [(256, 64), (256, 200), (100, 256)]:  # what vmap makes of 3 seeds' products: a batched dot
+        x, w = jnp.full((SEEDS, m, k), 0.01), jnp.full((SEEDS, k, k), 0.001)
+        f = jax.jit(lambda x, w: jax.lax.fori_loop(
+            0, repeats, lambda i, y: jnp.maximum(jnp.einsum("smk,skn->smn", y, w), 0.0) + x, x))
+        jax.block_until_ready(f(x, w))
+        best = min(timed(lambda: f(x, w)) for _ in range(3))
+        key = f"{SEEDS} seeds batched {m}x{k}x{k}"
+        rates[key] = SEEDS * 2 * m * k * k * repeats / best / 1e9
+        print(f"matmul {key} (+relu): {rates[key]:.0f} GFLOP/s", flush=True)
+    return rates
 
 
 def main() -> None:
@@ -83,15 +114,23 @@ def main() -> None:
             print(f"{name} round {r}: sequential {rounds[-1]['sequential']:.0f}, vmapped {rounds[-1]['vmapped']:.0f} "
                   f"seed-updates/s", flush=True)
         ratio = statistics.median(x["vmapped"] / x["sequential"] for x in rounds)
+        flops = dot_flops(jax.make_jaxpr(lambda s: update_many(agent, s, data, n, b))(states[0]).jaxpr) / n
         results[name] = {"batch_size": b, "updates_per_call": n, "compile_s": t_compile, "rounds": rounds,
                          "sequential_median": statistics.median(x["sequential"] for x in rounds),
                          "vmapped_median": statistics.median(x["vmapped"] for x in rounds),
-                         "ratio_median": ratio, "target": TARGET, "met": ratio >= TARGET}
-        print(f"{name}: vmapped / sequential = {ratio:.2f} (target {TARGET})", flush=True)
+                         "ratio_median": ratio, "target": TARGET, "met": ratio >= TARGET,
+                         "matmul_mflop_per_update": flops / 1e6}
+        for side in ("sequential", "vmapped"):
+            results[name][f"{side}_gflop_per_s"] = flops * results[name][f"{side}_median"] / 1e9
+        print(f"{name}: vmapped / sequential = {ratio:.2f} (target {TARGET}); {flops / 1e6:.0f} MFLOP/update, "
+              f"{results[name]['sequential_gflop_per_s']:.0f} / {results[name]['vmapped_gflop_per_s']:.0f} GFLOP/s",
+              flush=True)
+    reference = matmul_rates()
     out = {"what": "3 seeds vmapped vs 3 sequential runs, cpu-preset configs, seed-updates per second",
            "seeds": SEEDS, "dataset": {"obs_dim": OBS_DIM, "act_dim": ACT_DIM, "transitions": N},
            "jax": jax.__version__, "platform": platform.platform(), "cpus": os.cpu_count(),
-           "load_average_at_end": os.getloadavg(), "results": results}
+           "load_average_at_end": os.getloadavg(), "results": results,
+           "matmul_reference_gflop_per_s": reference}
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {args.out}")
 

@@ -39,8 +39,13 @@ class Recorder:
         self.calls.append((index, info["updates"], self.learner.state))
 
 
+# BRAC's smoke preset clones pi_b for 100 updates: 30 make the 60-update runs cross into BRAC proper, the branch
+# that update_many_seeds keeps a single branch by passing the seeds' shared update counter unbatched.
+SETTINGS = {"brac_primal": {"behavior_steps": 30, "warm_start": 10}}
+
+
 def learner(name, seed, steps=60, eval_every=20):
-    agent = registry.make_agent(name, SPEC, registry.agent_config(name, "smoke"))
+    agent = registry.make_agent(name, SPEC, registry.agent_config(name, "smoke", settings=SETTINGS.get(name)))
     return ActorCriticLearner(None, ActorCriticConfig(name, agent, steps, eval_every, 32, steps_per_call=15), seed)
 
 

@@ -179,9 +179,16 @@ def mean_info(infos: list) -> dict:
 @partial(jax.jit, static_argnums=(0, 3, 4, 5))
 def update_many_seeds(agent, states, data, n: int, batch_size: int, shared_data: bool):
     """:func:`update_many` of every seed at once: ``states`` stacked on a leading seed axis, ``data`` one
-    dataset for all (``shared_data``) or stacked too. One XLA program for all seeds."""
+    dataset for all (``shared_data``) or stacked too. One XLA program for all seeds.
+
+    The seeds run in lockstep, so their update counter ``step`` is passed unbatched (:func:`fit_seeds` keeps it
+    equal): a schedule that branches on it (BRAC's cloning phase, BEAR's warm-up) then stays one branch under
+    vmap instead of becoming a select that runs both branches for every seed."""
+    axes = jax.tree.map(lambda _: 0, states)
+    if hasattr(states, "step"):
+        axes, states = axes._replace(step=None), states._replace(step=states.step[0])
     return jax.vmap(lambda s, d: update_many(agent, s, d, n, batch_size),
-                    (0, None if shared_data else 0))(states, data)
+                    (axes, None if shared_data else 0))(states, data)
 
 
 def fit_seeds(learners: Sequence[ActorCriticLearner], datasets: Sequence, hooks: Sequence, starts: Sequence[int]):
@@ -205,6 +212,9 @@ def fit_seeds(learners: Sequence[ActorCriticLearner], datasets: Sequence, hooks:
             jax.tree.map(lambda *x: jax.numpy.stack(x), *[device_batch(d) for d in datasets]))
     restored = [L.state for L in learners]
     stacked = jax.tree.map(lambda *x: jax.numpy.stack(x), *restored)
+    lead = int(np.argmin(starts))  # a seed of the earliest start: its counter is the stack's until the others rejoin
+    if hasattr(stacked, "step"):
+        stacked = stacked._replace(step=jax.numpy.full_like(stacked.step, restored[lead].step))
     for chunk in range(min(starts), first.chunks):
         infos = []
         for n in first.calls(chunk):
@@ -213,6 +223,9 @@ def fit_seeds(learners: Sequence[ActorCriticLearner], datasets: Sequence, hooks:
         stop = False
         for i, (L, h) in enumerate(zip(learners, hooks)):
             if chunk + 1 == starts[i]:  # this seed's checkpoint was ahead: its own state joins the stack here
+                if hasattr(stacked, "step") and int(restored[i].step) != int(stacked.step[lead]):
+                    raise ValueError(f"fit_seeds: seed {i}'s checkpoint is at update {int(restored[i].step)}, the "
+                                     f"other seeds at {int(stacked.step[lead])} after the same chunk")
                 stacked = jax.tree.map(lambda s, r: s.at[i].set(r), stacked, restored[i])
             if chunk < starts[i]:
                 continue
