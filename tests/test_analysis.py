@@ -87,6 +87,7 @@ def test_table_statistics_over_the_finished_seeds(sweep):
     md = format_table(list(rows.values()))
     assert "| hopper offline · pure | BCQ | 3 | - | 600.0 ± 57.7 |" in md  # BC: only model-based runs fit one
     assert "| hopper offline · pure | BREMEN | 1 | 800.0 | 1100.0 |" in md
+    assert md.splitlines()[0].endswith("| returns scored 0 / 100 |") and "| 18.2 / 1000.0 |" in md  # random / data
     assert rows["half_cheetah recursive", "BREMEN"]["final"]["mean"] == 1500.0  # the last deployment's evaluation
     assert "\\pm" in format_table(list(rows.values()), "latex")
 

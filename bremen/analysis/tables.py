@@ -154,7 +154,14 @@ def _norm(stat: Optional[dict]) -> str:
 
 
 HEAD = ["runs", "algorithm", "seeds", "final (mean ± s.e.)", "final 95 % CI", "best (mean ± s.e.)", "best 95 % CI",
-        "final normalized", "best normalized"]
+        "final normalized", "best normalized", "returns scored 0 / 100"]
+
+
+def _refs(row: dict) -> str:
+    """The returns the normalized columns score 0 and 100 (uniform-random actions and, by default, the behavior
+    data's return), so that the table shows the data's return beside the algorithms'."""
+    zero, hundred = row.get("zero"), row.get("hundred")
+    return "-" if zero is None or hundred is None else f"{zero:.1f} / {hundred:.1f}"
 
 
 def format_table(rows: Sequence[dict], fmt: str = "md") -> str:
@@ -165,7 +172,7 @@ def format_table(rows: Sequence[dict], fmt: str = "md") -> str:
     head = HEAD[:3] + ["BC (mean ± s.e.)"] * bc + HEAD[3:]
     cells = [[r["panel"], r["algorithm"], str(r["seeds"])] + [_pm(r.get("bc"))] * bc
              + [_pm(r.get("final")), _ci(r.get("final")), _pm(r.get("best")), _ci(r.get("best")),
-                _norm(r.get("final")), _norm(r.get("best"))] for r in rows]
+                _norm(r.get("final")), _norm(r.get("best")), _refs(r)] for r in rows]
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
