@@ -24,8 +24,10 @@ The ratio is bremen updates/s over the best d3rlpy updates/s (update calls only,
 favours d3rlpy; ``fit_loop_updates_per_s`` adds its sampling time back). The work of one update is counted on
 both sides as the FLOPs of its matrix products (2·m·n·k, forward and backward): ``dot_flops`` over the jaxpr of
 bremen's update, torch's FlopCounterMode over one d3rlpy update; ``work_ratio_bremen_over_d3rlpy`` and
-``matmul_gflops_per_s`` tell a faster program from a smaller computation (the algorithms differ in detail: the
-original BEAR's actor averages Q over its ``num_samples_match`` samples, d3rlpy's uses one). Output:
+``matmul_gflops_per_s`` tell a faster program from a smaller computation. d3rlpy's BEAR actor evaluates Q at one
+policy sample (its SAC actor loss), as rlkit's does, so bremen's BEAR runs with ``q_samples="first"`` here, not the
+original repository's mean over the ``num_samples_match`` samples (its default; ``--q-samples all`` measures that).
+The algorithms still differ in detail: d3rlpy's BEAR adds SAC's entropy term. Output:
 ``bench/results/baselines_vs_d3rlpy.json``.
 """
 
@@ -67,11 +69,12 @@ D3RLPY_DEFAULTS = {
             "q_lr": 1e-3, "batch_size": 100, "discount": 0.99, "tau": 0.005, "lam": 0.75, "phi": 0.05,
             "kl_weight": 0.5, "n_target_samples": 100, "n_action_samples": 100},
     # d3rlpy BEAR; warmup_steps 0 instead of 40000 so every timed update is a post-warm-up one (bremen computes
-    # both actor losses and selects with jnp.where, so its cost does not depend on the step anyway).
+    # both actor losses and selects with jnp.where, so its cost does not depend on the step anyway). q_samples
+    # "first": d3rlpy's actor loss takes min_k Q_k at one policy sample (SACImpl.compute_actor_loss).
     "bear": {"actor_hidden": H, "q_hidden": H, "vae_hidden": H, "n_q": 2, "actor_lr": 1e-4, "q_lr": 3e-4,
              "vae_lr": 3e-4, "alpha_lr": 1e-3, "batch_size": 256, "num_samples_match": 4, "kernel": "laplacian",
              "mmd_sigma": 20.0, "num_target_samples": 10, "num_action_samples": 100, "lam": 0.75,
-             "mmd_target": 0.05, "tau": 0.005, "discount": 0.99, "warmup_steps": 0},
+             "mmd_target": 0.05, "tau": 0.005, "discount": 0.99, "warmup_steps": 0, "q_samples": "first"},
 }
 # d3rlpy updates timed per thread count and round: (k=1 count, k=2 count). Two threads on the loaded 2-core
 # machine measured 10-100x slower than one (4.7-46 vs 586-627 BC updates/s, 0.4-0.6 vs 18-22 BEAR), so k=2 gets a
@@ -190,7 +193,11 @@ def versions() -> dict:
     import bremen
 
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return {"bremen": str(Path(bremen.__file__).parent), "bremen_commit": commit.stdout.strip(), "jax": jax.__version__, "jaxlib": jaxlib.__version__, "numpy_bremen": np.__version__,
+    changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "bremen", "bench"],
+                             capture_output=True, text=True)
+    changed = [line[3:] for line in changed.stdout.splitlines() if not line[3:].startswith("bench/results")]
+    return {"bremen": str(Path(bremen.__file__).parent), "bremen_commit": commit.stdout.strip(),
+            "uncommitted_changes": changed, "jax": jax.__version__, "jaxlib": jaxlib.__version__, "numpy_bremen": np.__version__,
             "python": platform.python_version(), "torch": torch_v, "d3rlpy": d3_v, "gymnasium_d3rlpy_venv": gym_v,
             "numpy_d3rlpy_venv": np_v, "python_d3rlpy_venv": py_v, "jax_backend": jax.default_backend(),
             "machine": platform.machine(), "cpu_count": os.cpu_count()}
@@ -205,8 +212,11 @@ def main():
     p.add_argument("--bremen-calls", type=int, default=2, help="timed update_many calls per round")
     p.add_argument("--d3rlpy-k2-seconds", type=float, default=10.0,
                    help="wall-clock cap of the 2-thread d3rlpy timing per round (it is 30-100x slower here)")
+    p.add_argument("--q-samples", choices=("first", "all"), default="first",
+                   help="bremen BEAR's q_samples: first (as d3rlpy's actor) or all (the original's mean over n)")
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args()
+    D3RLPY_DEFAULTS["bear"]["q_samples"] = args.q_samples
     if not D3RLPY_PYTHON.exists():
         sys.exit(f"{D3RLPY_PYTHON} is missing: run `bash bench/d3rlpy_setup.sh` first")
     algos = tuple(a for a in args.algos.split(",") if a)

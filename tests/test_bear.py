@@ -10,7 +10,8 @@ import optax
 import pytest
 
 from bremen.algos.agent import Spec, batch_from_arrays, update_many
-from bremen.algos.bear import BEAR, BEARConfig, NAME, OPTION_NAMES, PRESETS, lagrange_step, validate
+from bremen.algos.agent import q_apply, q_init
+from bremen.algos.bear import BEAR, BEARConfig, NAME, OPTION_NAMES, PRESETS, lagrange_step, policy_q, validate
 from bremen.algos.divergences import mmd_bear
 
 SMOKE = BEARConfig(**PRESETS["smoke"])
@@ -152,8 +153,34 @@ def test_validate_and_names():
     for preset in PRESETS.values():
         validate(BEARConfig(**preset))
     bad = {"lagrange_thresh": -1.0, "mmd_sigma": 0.0, "kernel": "cosine", "version": 3, "mode": "manual",
-           "actor_hidden": (0, 8), "q_lr": 0.0, "steps": 0, "batch_size": -2}
+           "actor_hidden": (0, 8), "q_lr": 0.0, "steps": 0, "batch_size": -2, "q_samples": "mean"}
     for name, value in bad.items():
         with pytest.raises(ValueError, match=name if name != "kernel" else "laplacian, gaussian") as err:
             validate(dataclasses.replace(BEARConfig(), **{name: value}))
         assert "\n" not in str(err.value)
+
+
+def test_policy_q_averages_all_samples_or_takes_the_first():
+    q = q_init(jax.random.PRNGKey(3), SPEC, (16, 16), 2)
+    obs = jax.random.normal(jax.random.PRNGKey(4), (7, 5))
+    a = jax.random.uniform(jax.random.PRNGKey(5), (4, 7, 2), minval=-1.0, maxval=1.0)
+    per_sample = np.stack([np.asarray(q_apply(q, obs, a[i])) for i in range(4)], axis=1)  # [n_q, n, B]
+    np.testing.assert_allclose(policy_q(q, obs, a, "all"), per_sample.mean(axis=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(policy_q(q, obs, a, "first"), per_sample[:, 0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(per_sample[:, 0], per_sample.mean(axis=1))  # the two choices differ on these samples
+
+
+def test_first_sample_q_term_changes_only_the_actor_update():
+    agent_all = BEAR(SPEC, dataclasses.replace(SMOKE, warmup_steps=0))
+    agent_first = BEAR(SPEC, dataclasses.replace(SMOKE, warmup_steps=0, q_samples="first"))
+    state = agent_all.init(jax.random.PRNGKey(0))
+    batch = jax.tree.map(lambda x: x[:32], _data())
+    new_all, info_all = _update(agent_all, state, batch)
+    new_first, info_first = _update(agent_first, state, batch)
+    for field in ("q", "vae", "q_target"):  # the critics and the VAE do not see the actor's Q term
+        for x, y in zip(jax.tree.leaves(getattr(new_all, field)), jax.tree.leaves(getattr(new_first, field))):
+            np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    assert np.isfinite(float(info_first["actor_loss"]))
+    assert float(info_all["actor_loss"]) != float(info_first["actor_loss"])
+    moved = [not np.allclose(x, y) for x, y in zip(jax.tree.leaves(new_all.actor), jax.tree.leaves(new_first.actor))]
+    assert any(moved)

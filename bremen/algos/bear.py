@@ -11,7 +11,8 @@ switches (B.1) are fields. Per update, on a minibatch (s, a, r, s', terminal):
 3. Actor: n = num_samples_match raw (pre-tanh) samples u_i ~ π(·|s) and n raw decoder outputs x_i (z clipped
    to [−½, ½]); with BEAR's kernels k_lap = exp(−‖u − x‖₁/(2σ)), k_gauss = exp(−‖u − x‖₂²/(2σ)),
        MMD(s) = sqrt(mean k(u, u') + mean k(x, x') − 2·mean k(u, x) + 1e-6)                              (4)
-       Q̂_k(s) = mean_i Q_k(s, a_i),  Q̂(s) = min_k | max_k | mean_k Q̂_k(s)   (version 0 | 1 | 2)           (5)
+       Q̂_k(s) = mean_i Q_k(s, a_i)  ("all")  or  Q_k(s, a_1)  ("first"),
+       Q̂(s) = min_k | max_k | mean_k Q̂_k(s)   (version 0 | 1 | 2)                                        (5)
        L_π = mean_B [−Q̂(s) + λ_std·sqrt((1 − δ)/δ)·std_k Q̂_k(s) + α·MMD(s)]                             (6)
    with α = exp(log α) ("auto") or 100 ("hardcoded"); the std term only with use_ensemble_variance. Before
    warmup_steps updates the actor minimises only α·mean MMD(s) (warm start).                              (7)
@@ -21,8 +22,9 @@ switches (B.1) are fields. Per update, on a minibatch (s, a, r, s', terminal):
 
 Evaluation ("argmax_q"): num_action_samples actor samples at s, the one with the largest Q_1.             (10)
 
-Differences from rlkit: the Q term (5) averages the n actor samples as the original repository does (rlkit takes
-the ensemble minimum at the first of its 4 samples only); the warm-up loss (7) drops rlkit's constant −α·ε. The α
+Differences from rlkit: by default the Q term (5) averages the n actor samples as the original repository does;
+q_samples="first" takes rlkit's (and d3rlpy's) single sample instead, which costs 1/n of the Q term's work. The
+warm-up loss (7) drops rlkit's constant −α·ε. The α
 step uses alpha_lr (d3rlpy 2.8.1 wrongly uses the actor's learning rate).
 """
 
@@ -42,6 +44,7 @@ from bremen.algos.divergences import KERNELS, mmd_bear
 
 NAME = "bear"
 MODES = ("auto", "hardcoded")
+Q_SAMPLES = ("all", "first")
 HARDCODED_WEIGHT = 100.0
 """The fixed MMD weight of mode "hardcoded" (6)."""
 
@@ -106,6 +109,9 @@ class BEARConfig:
     """Updates between evaluations."""
     version: int = 0
     """Ensemble reduction in (5): 0 min, 1 max, 2 mean (original option version)."""
+    q_samples: str = "all"
+    """Actor samples in the Q term of (5): "all" n of them, averaged (original repository), or "first", the first
+    only (rlkit's policy_update_style '0'; d3rlpy's BEAR likewise evaluates one sample)."""
     use_ensemble_variance: bool = False
     """Add the ensemble-std penalty of (6) (original option use_ensemble_variance)."""
     lamda: float = 0.5
@@ -152,6 +158,8 @@ def validate(config: BEARConfig) -> None:
         raise ValueError(f"unknown kernel {c.kernel!r}; known: {', '.join(KERNELS)}")
     if c.version not in (0, 1, 2):
         raise ValueError(f"version must be 0 (min), 1 (max) or 2 (mean), got {c.version!r}")
+    if c.q_samples not in Q_SAMPLES:
+        raise ValueError(f"unknown q_samples {c.q_samples!r}; known: {', '.join(Q_SAMPLES)}")
     if c.mode not in MODES:
         raise ValueError(f"unknown mode {c.mode!r}; known: {', '.join(MODES)}")
     if c.log_std_min >= c.log_std_max:
@@ -182,6 +190,11 @@ def lagrange_step(opt, log_alpha, opt_state, mmd, mmd_target: float, log_alpha_m
     loss = lambda la: -jnp.mean(jnp.exp(la) * (mmd - mmd_target))
     log_alpha, opt_state = adam_step(opt, jax.grad(loss)(log_alpha), opt_state, log_alpha)
     return jnp.clip(log_alpha, log_alpha_min, log_alpha_max), opt_state
+
+
+def policy_q(q, obs, a, q_samples: str):
+    """Q̂_k(s) of (5), [n_q, B], for actor samples a [n, B, act]: the mean over all n, or the first sample only."""
+    return jnp.mean(q_apply(q, obs, a if q_samples == "all" else a[:1]), axis=1)
 
 
 class BEARState(NamedTuple):
@@ -259,7 +272,7 @@ class BEAR:
         def actor_loss_fn(actor):
             a, u = self._sample(actor, batch.obs, k_pi, c.noise_clip, c.num_samples_match)
             mmd = mmd_bear(jnp.swapaxes(u, 0, 1), raw_vae, c.kernel, c.mmd_sigma)  # [B]
-            q_k = jnp.mean(q_apply(q, batch.obs, a), axis=1)  # [n_q, B]
+            q_k = policy_q(q, batch.obs, a, c.q_samples)  # [n_q, B]
             q_hat = (jnp.min, jnp.max, jnp.mean)[c.version](q_k, axis=0)
             std = jnp.std(q_k, axis=0) if c.use_ensemble_variance else jnp.zeros_like(q_hat)
             penalty = c.lamda * np.sqrt((1.0 - c.delta_conf) / c.delta_conf) * std
