@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -27,6 +26,7 @@ import bremen.tasks as T  # noqa: E402
 from bremen.io.policy_io import load_policy  # noqa: E402
 from bremen.io.video import VideoSettings, record_videos  # noqa: E402
 from bremen.loops.evaluation import EVAL_STREAM, derived_seed  # noqa: E402
+from bremen.tasks.gl import requested_backend  # noqa: E402
 
 TASKS = ["half_cheetah", "hopper", "walker2d", "ant", "cheetah_run"]
 
@@ -101,7 +101,7 @@ def main() -> None:
                    "wall_s": round(time.time() - t0, 2), "frames_per_s": round(r["frames"] / (time.time() - t0), 1)}
             results["speed"].append(row)
             print(row, flush=True)
-    results["machine"] = {"cpus": os.cpu_count(), "MUJOCO_GL": os.environ["MUJOCO_GL"],
+    results["machine"] = {"cpus": os.cpu_count(), "MUJOCO_GL": requested_backend(),
                           "load_avg_1m": round(os.getloadavg()[0], 2)}
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print("wrote", args.out)

@@ -6,7 +6,8 @@ original restored only the weights and took the normalization from a dataset, an
 actions; here evaluation's deterministic mean is the default). The task is the one the policy records;
 ``--env`` is needed only for policies that record none. The original's flags are accepted (and not listed
 in ``--help``); its checkpoint layout ``weights/<Agent>/policy.ckpt`` means bremen's ``weights/<task>/``.
-Rendering uses ``MUJOCO_GL=egl`` unless ``MUJOCO_GL`` is set (``osmesa`` needs Debian's libosmesa6).
+Rendering uses ``MUJOCO_GL`` (``egl``, ``osmesa`` or ``glfw``; ``egl`` when unset), loaded when the first frame
+is drawn; a machine without its libraries gets one line naming the Debian packages (bremen.tasks.gl).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def record(args) -> int:
     from bremen.io.policy_io import load_policy
     from bremen.io.video import VideoSettings, record_videos
     from bremen.tasks import make
+    from bremen.tasks.gl import check_rendering
 
     if args.episodes <= 0 or args.max_steps <= 0:
         raise UserError("--episodes and --max_steps must be positive")
@@ -122,6 +124,7 @@ def record(args) -> int:
     if (policy.obs_dim, policy.act_dim) != (task.obs_dim, task.act_dim):
         raise UserError(f"{path}: policy has obs_dim {policy.obs_dim}, act_dim {policy.act_dim} but task "
                         f"{task.name!r} has {task.obs_dim}, {task.act_dim}; pass the matching --env")
+    check_rendering()
     out_dir = writable_dir(args.video_dir or Path("videos") / task.name, "--video_dir")
     seed = args.seed if args.seed is not None else (args.random_seeds or [0])[0]
     settings = VideoSettings(args.episodes, args.max_steps, args.width, args.height, args.quality, args.fps,

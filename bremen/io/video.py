@@ -50,7 +50,6 @@ def record_videos(task, policy, out_dir, settings: VideoSettings = VideoSettings
     ``on_written(line)`` is called as each file lands (the command prints it); env seeds are the evaluation
     seeds of ``seed``, so episode k starts where ``bremen evaluate``'s episode k does.
     """
-    os.environ.setdefault("MUJOCO_GL", "egl")
     from tqdm import tqdm
 
     from bremen.loops.evaluation import EVAL_STREAM, derived_seed

@@ -14,6 +14,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from bremen.tasks.gl import import_dm_control_suite, import_mujoco
+
 # MuJoCo warns on every compile of gymnasium's half_cheetah and dm_control's cheetah models that their
 # `settotalmass` attribute is deprecated (printed to stdout and appended to ./MUJOCO_LOG.TXT). It says
 # nothing about bremen's use of the model, so that one message is dropped; any other warning still shows.
@@ -29,7 +31,7 @@ def quiet_known_mujoco_warnings() -> None:
     """Drop MuJoCo's settotalmass deprecation (only when no one else has set a MuJoCo warning handler)."""
     import logging
 
-    import mujoco
+    mujoco = import_mujoco()
 
     if mujoco.get_mju_user_warning() is None:
         mujoco.set_mju_user_warning(_forward_mujoco_warning)
@@ -137,16 +139,13 @@ class DMCCheetahRunEnv(gym.Env):
 
     def __init__(self, render_mode: Optional[str] = None, width: int = 480, height: int = 480):
         quiet_known_mujoco_warnings()
-        with warnings.catch_warnings():
-            # Without a display dm_control probes GLFW first and warns; EGL/OSMesa are tried next anyway.
-            warnings.filterwarnings("ignore", message=".*DISPLAY environment variable is missing")
-            from dm_control import suite  # optional dependency (extra "dmc")
+        suite = import_dm_control_suite()  # optional dependency (extra "dmc")
 
         self._random = np.random.RandomState(0)
         self._env = suite.load("cheetah", "run", task_kwargs={"random": self._random})
         self.observation_space = spaces.Box(-np.inf, np.inf, (18,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (6,), np.float32)
-        self.render_mode, self._size = render_mode, (height, width)
+        self.render_mode, self._size, self._camera = render_mode, (height, width), None
         self.metadata = dict(self.metadata, render_fps=int(round(1.0 / self._env.control_timestep())))
 
     def _observe(self, ts) -> np.ndarray:
@@ -169,12 +168,19 @@ class DMCCheetahRunEnv(gym.Env):
 
     def camera(self, width: int = 480, height: int = 480, quality: str = "fast"):
         """A renderer from dm_control's ``side`` camera, which follows the cheetah's center of mass."""
-        from bremen.tasks.rendering import DMControlCamera
+        from bremen.tasks.rendering import dm_control_camera
 
-        return DMControlCamera(self._env.physics, width, height, "side", quality)
+        return dm_control_camera(self._env.physics, width, height, "side", quality)
 
     def render(self):
-        return self.camera(self._size[1], self._size[0]).frame()
+        if self._camera is None:
+            self._camera = self.camera(self._size[1], self._size[0])
+        return self._camera.frame()
+
+    def close(self):
+        if self._camera is not None:
+            self._camera.close()
+            self._camera = None
 
     @property
     def dt(self) -> float:

@@ -20,10 +20,11 @@ touched (a plane collides as an infinite plane anyway).
 
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 import numpy as np
+
+from bremen.tasks.gl import import_mujoco, make_renderer
 
 QUALITIES = ("fast", "high")
 DEFAULT_SIZE = (480, 480)  # (width, height)
@@ -40,15 +41,13 @@ class MujocoTrackingCamera:
 
     def __init__(self, model, data, width: int = 480, height: int = 480, camera: str = "track",
                  quality: str = "fast"):
-        os.environ.setdefault("MUJOCO_GL", "egl")
-        import mujoco
-
+        mujoco = import_mujoco()
         self._mujoco, self._model, self._data = mujoco, model, data
         vis = model.vis.global_
         vis.offwidth, vis.offheight = max(vis.offwidth, width), max(vis.offheight, height)
         if quality == "fast":
             model.vis.quality.offsamples = 0
-        self._renderer = mujoco.Renderer(model, height, width)
+        self._renderer = make_renderer(model, height, width)
         if quality == "fast":
             for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION):
                 self._renderer.scene.flags[flag] = False
@@ -103,7 +102,7 @@ class MujocoTrackingCamera:
 
 def _bodies(model, seg: np.ndarray) -> np.ndarray:
     """Body id per pixel of a MuJoCo segmentation image ((id, object type) per pixel); -1 where no geom."""
-    import mujoco
+    mujoco = import_mujoco()
 
     ids, types = seg[..., 0], seg[..., 1]
     is_geom = (types == mujoco.mjtObj.mjOBJ_GEOM) & (ids >= 0)
@@ -120,30 +119,12 @@ def _texture_period(model, g: int) -> np.ndarray:
     return 2.0 * model.geom_size[g, :2] / model.mat_texrepeat[mat]
 
 
-class DMControlCamera:
-    """Frames of a dm_control ``Physics`` from one of its cameras (cheetah: ``side``, which tracks the COM)."""
-
-    def __init__(self, physics, width: int = 480, height: int = 480, camera: str = "side", quality: str = "fast"):
-        self._physics, self._size, self._camera = physics, (height, width), camera
-        vis = physics.model.vis.global_
-        vis.offwidth, vis.offheight = max(vis.offwidth, width), max(vis.offheight, height)
-        self._fast = quality == "fast"
-        if self._fast:
-            physics.model.vis.quality.offsamples = 0
-
-    def frame(self) -> np.ndarray:
-        flags = {"shadow": False, "reflection": False} if self._fast else None
-        return self._physics.render(*self._size, camera_id=self._camera, render_flag_overrides=flags)
-
-    def body_ids(self) -> np.ndarray:
-        seg = self._physics.render(*self._size, camera_id=self._camera, segmentation=True)
-        return _bodies(self._physics.model, seg)
-
-    def robot_mask(self) -> np.ndarray:
-        return self.body_ids() > 0
-
-    def close(self) -> None:
-        pass
+def dm_control_camera(physics, width: int = 480, height: int = 480, camera: str = "side",
+                      quality: str = "fast") -> MujocoTrackingCamera:
+    """Frames of a dm_control ``Physics`` from one of its cameras (cheetah: ``side``, which tracks the COM),
+    drawn with mujoco's own renderer on the physics' ``MjModel``/``MjData`` (dm_control's renderer is not
+    used, so the OpenGL backend is chosen here, not when dm_control is imported)."""
+    return MujocoTrackingCamera(physics.model.ptr, physics.data.ptr, width, height, camera, quality)
 
 
 class GymRenderCamera:
