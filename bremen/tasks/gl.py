@@ -20,11 +20,12 @@ from bremen.errors import UserError
 
 DEFAULT_BACKEND = "egl"
 OFF = ("disable", "disabled", "off", "false", "0")
-# The Debian 12 / Ubuntu 22.04-24.04 packages each backend loads (PyOpenGL needs libGL for all of them;
-# Mesa's DRI drivers hold the software rasterizer EGL falls back to without a GPU).
+# The Debian 12 / Ubuntu 22.04-24.04 packages each backend loads, found on a bare Debian 12 image: EGL needs
+# libEGL with Mesa's vendor library, libOpenGL (PyOpenGL's GL entry points) and Mesa's DRI drivers (the
+# llvmpipe software rasterizer it falls back to without a GPU); OSMesa is one library; GLFW needs a display.
 PACKAGES = {
-    "egl": ("libegl1", "libgl1", "libegl-mesa0", "libgl1-mesa-dri"),
-    "osmesa": ("libosmesa6", "libgl1"),
+    "egl": ("libegl1", "libopengl0", "libegl-mesa0", "libgl1-mesa-dri"),
+    "osmesa": ("libosmesa6",),
     "glfw": ("libgl1", "libglx-mesa0", "libgl1-mesa-dri"),
 }
 
@@ -96,6 +97,9 @@ def _load_gl_context() -> None:
 def check_rendering() -> None:
     """Load the backend and make (and free) a small OpenGL context: a command that will render calls this
     before it writes anything, so a machine without the libraries gets its one line first."""
+    # Mesa prints its own warnings (a driver it cannot open) before the error below says the same in one line;
+    # its log level is read once, at its first message. EGL_LOG_LEVEL=debug set by the user still shows them.
+    os.environ.setdefault("EGL_LOG_LEVEL", "fatal")
     _load_gl_context()
     gl_context = importlib.import_module("mujoco.rendering.classic.gl_context")
     try:
@@ -125,5 +129,7 @@ def make_renderer(model, height: int, width: int):
 
 
 def _short(e: Exception) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return f"{type(e).__name__}: {text[:160]}"
+    """The exception's type and first sentence, on one line."""
+    text = " ".join(str(e).split())
+    first = text.split(". ")[0].rstrip(".")
+    return f"{type(e).__name__}: {first[:200]}" if first else type(e).__name__
