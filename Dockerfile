@@ -21,7 +21,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # dependencies first: this layer is rebuilt only when .ci/setup or a requirements file changes
 COPY .ci/setup .ci/setup
 COPY requirements.txt requirements-gpu.txt ./
-RUN BREMEN_SETUP_DEPS_ONLY=1 bash .ci/setup && rm -rf /var/lib/apt/lists/* /root/.cache
+RUN BREMEN_SETUP_DEPS_ONLY=1 bash .ci/setup && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /root/.cache
 
 # the package (editable, as .ci/setup installs it); folders a run writes by default, writable by any user
 COPY . .
