@@ -73,8 +73,11 @@ echo "checking $(git -C "$work/src" log -1 --format='%h %s' | cut -c1-80) in $wo
 do_build() {
   local flags=()
   [ "$cold" = 1 ] && flags+=(--no-cache)
-  docker build "${net[@]}" "${flags[@]}" -q -t "$img" "$work/src" >/dev/null || return 1
-  echo "$img built $([ "$cold" = 1 ] && echo cold || echo 'with the layer cache')"
+  local out context
+  out=$(docker build "${net[@]}" "${flags[@]}" -t "$img" "$work/src" 2>&1) || { tail -20 <<<"$out" >&2; return 1; }
+  context=$(grep -o 'build context to Docker daemon *[0-9.]* *[kMG]B' <<<"$out" | grep -o '[0-9.]* *[kMG]B$')
+  echo "$img built $([ "$cold" = 1 ] && echo cold || echo 'with the layer cache'), context ${context:-?}," \
+       "$(grep -c 'Using cache' <<<"$out") steps from the cache"
 }
 do_rebuild() {
   echo "# a one-line change" >>"$work/src/bremen/__init__.py"
