@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bremen.tasks.gl import PACKAGES
-from tests.conftest import one_line_error
+from conftest import one_line_error
 
 ROOT = Path(__file__).resolve().parent.parent
 

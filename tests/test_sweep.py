@@ -145,6 +145,35 @@ def test_sweep_on_a_local_ray_instance(hopper_data, tmp_path):
         subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
 
 
+def test_a_job_that_cannot_start_on_a_ray_node_is_recorded_with_the_nodes_error(monkeypatch):
+    """A Ray task that raises (e.g. the sweep folder not writable on that node) fails its job with one line
+    saying why, instead of ending the sweep with a traceback; the other jobs still finish."""
+    import types
+
+    from bremen.sweep import run as sweep_run
+
+    class RayTaskError(Exception):
+        def __init__(self, cause):
+            super().__init__(str(cause))
+            self.cause = cause
+
+    results = {"ok": (0, 1.5), "bad": RayTaskError(PermissionError(13, "Permission denied", "/bremen/log/s/x.log"))}
+    fake = types.SimpleNamespace(
+        is_initialized=lambda: True,
+        remote=lambda **_: (lambda f: types.SimpleNamespace(remote=lambda argv, cwd, log: argv[1])),
+        wait=lambda refs, num_returns: (refs[:1], refs[1:]),
+        get=lambda ref: results[ref] if not isinstance(results[ref], Exception) else (_ for _ in ()).throw(results[ref]))
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    jobs = [types.SimpleNamespace(argv=["python", name], log=f"/tmp/{name}.log") for name in ("bad", "ok")]
+    finished = []
+    sweep_run._run_ray(jobs, "auto", 1.0, lambda job, verb="start": None,
+                       lambda job, rc, s, error=None: finished.append((job.argv[1], rc, error)))
+    assert finished[1] == ("ok", 0, None)
+    name, rc, error = finished[0]
+    assert name == "bad" and rc != 0
+    assert error.startswith("on a Ray node: PermissionError:") and "/bremen/log/s/x.log" in error
+
+
 @pytest.mark.parametrize("args, fragments", [
     (["--tasks", "hopper", "--algorithms", "bcqq"], ["--algorithms: 'bcqq' is not one of", "bremen", "sac"]),
     (["--tasks", "hopper", "--algorithms", "bc", "--noises", "eps9"], ["--noises: 'eps9' is not one of"]),

@@ -167,10 +167,10 @@ def run_sweep(spec: Spec, out: Path, jobs: int = 1, ray: Optional[str] = None, c
         index.update(job.cells, state="running", started=time.strftime("%Y-%m-%dT%H:%M:%S"))
         say(f"{verb:<6} {job.name}{' (resuming)' if '--resume' in job.argv else ''}  log: {job.log}")
 
-    def finish(job: Job, rc: int, seconds: float) -> None:
+    def finish(job: Job, rc: int, seconds: float, error: Optional[str] = None) -> None:
         done = [c for c in job.cells if (run_dir(out, c) / "summary.json").is_file()]
         state = "done" if rc == 0 and len(done) == len(job.cells) else "stopped" if rc in STOPPED_CODES else "failed"
-        error = None if state == "done" else error_line(job.log)
+        error = None if state == "done" else error or error_line(job.log)
         index.update(job.cells, state=state, returncode=rc, wall_s=round(seconds, 1), error=error)
         finished[0] += 1
         say(f"{state:<6} {job.name} ({seconds:.0f} s) [{finished[0]}/{len(todo)}]" + (f": {error}" if error else ""))
@@ -225,4 +225,12 @@ def _run_ray(todo: list, address: str, cpus_per_job: float, start, finish) -> No
     while refs:
         ready, _ = ray.wait(list(refs), num_returns=1)
         for ref in ready:
-            finish(refs.pop(ref), *ray.get(ref))
+            job = refs.pop(ref)
+            try:
+                rc, seconds = ray.get(ref)
+            except Exception as e:  # the node could not start the command, e.g. the sweep folder is not writable there
+                cause = getattr(e, "cause", None) or e
+                finish(job, 1, 0.0, error=f"on a Ray node: {type(cause).__name__}: {cause} (every node needs the "
+                                          f"sweep's folder and data/ at the same path, writable)")
+            else:
+                finish(job, rc, seconds)
