@@ -150,9 +150,11 @@ do_ray() {  # a Ray head (no CPUs for tasks: every cell runs on the worker) and 
     ray start --address=127.0.0.1:6389 --num-cpus=2 --block >/dev/null || return 1
   sleep 8
   docker exec bremen-check-head ray status --address=127.0.0.1:6389 >"$work/ray_status.txt" 2>&1
-  # the sweep's driver: one more container of the image, as a user would start it
-  in_image bremen sweep --tasks hopper --noises random --algorithms bc bremen --seeds 0 1 --preset smoke \
-    --ray 127.0.0.1:6389 --out log/raysweep >"$work/raysweep.log" 2>&1 || return 1
+  # the sweep's driver runs in the head container (a Ray driver needs a node of its own machine), as the
+  # owner of the mounted folders
+  docker exec -u "$uid:$gid" -e HOME=/tmp bremen-check-head bremen sweep --tasks hopper --noises random \
+    --algorithms bc bremen --seeds 0 1 --preset smoke --ray 127.0.0.1:6389 --out log/raysweep \
+    >"$work/raysweep.log" 2>&1 || return 1
   in_image bremen table log/raysweep >"$work/raytable.md" || return 1
   owned_by_caller || return 1
   echo "$(grep -c 'node_' "$work/ray_status.txt") nodes; $(tail -1 "$work/raysweep.log" | cut -c1-100)"
