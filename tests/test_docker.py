@@ -1,7 +1,8 @@
-"""The Docker image's recipe: lint-clean (hadolint), built from .ci/setup itself, and a GPU variant whose jax
-build matches the pinned jax. (Building the images needs a Docker daemon and registry access; docs say where
-that was done.)"""
+"""The Docker image's recipe: lint-clean (hadolint), built from .ci/setup itself, an executable entry point, and a
+GPU variant whose jax build matches the pinned jax. Building and running the images is docker/check.sh's work
+(.ci/run runs its short part where a Docker daemon answers; docs/docker.md has the full run's figures)."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -32,6 +33,16 @@ def test_the_image_installs_what_ci_setup_installs():
     assert any("BREMEN_SETUP_DEPS_ONLY=1 bash .ci/setup" in r for r in runs)
     assert any(r.startswith("bash .ci/setup") for r in runs)
     assert "COPY requirements.txt requirements-gpu.txt" in text and 'CMD ["python", "offline.py"]' in text
+
+
+def test_the_entry_point_and_the_check_are_executable_and_parse():
+    for script in ("docker/entrypoint.sh", "docker/check.sh"):
+        path = ROOT / script
+        assert os.access(path, os.X_OK), f"{script} must be executable (git keeps the mode)"
+        shell = "sh" if script.endswith("entrypoint.sh") else "bash"
+        out = subprocess.run([shell, "-n", str(path)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+    assert 'ENTRYPOINT ["/bremen/docker/entrypoint.sh"]' in (ROOT / "Dockerfile").read_text()
 
 
 def test_the_gpu_build_pins_the_same_jax():
