@@ -92,6 +92,16 @@ def test_table_statistics_over_the_finished_seeds(sweep):
     assert "\\pm" in format_table(list(rows.values()), "latex")
 
 
+def test_no_normalized_score_where_the_data_scores_no_better_than_random_actions(tmp_path):
+    """Random-action hopper data returns about the random return (18.2): a 0-100 scale between the two would put
+    every policy at thousands below zero, so the normalized columns stay empty; the references are still shown."""
+    for seed in (0, 1):
+        write_run(tmp_path / f"bc{seed}", "hopper", "bc", seed, [20.0, 50.0], behavior=17.6)
+    (row,) = table_rows(find_runs([tmp_path]))
+    assert row["final"]["mean"] == 50.0 and "normalized" not in row["final"] and "normalized" not in row["best"]
+    assert "| - | - | 18.2 / 17.6 |" in format_table([row])
+
+
 def cli(*args):
     return subprocess.run([sys.executable, "-m", "bremen.cli", *map(str, args)], capture_output=True, text=True,
                           timeout=300, cwd=ROOT)

@@ -133,7 +133,9 @@ def table_rows(runs: Sequence[Run], episodes: int = 0, reference: str = "behavio
                 lo, hi = bootstrap_ci(vals)
                 row[which] = {"mean": m, "stderr": se, "ci95": None if lo is None else [float(lo), float(hi)],
                               "per_seed": vals}
-                if zero is not None and hundred is not None and hundred != zero:
+                # a scale whose 100 is not above its 0 (data of random actions against the random return) has
+                # no meaning: the columns show "-"
+                if zero is not None and hundred is not None and hundred > zero:
                     row[which]["normalized"] = normalized(m, zero, hundred)
             rows.append(row)
     return rows
