@@ -165,7 +165,8 @@ do_bare() {  # the README's two first commands, unchanged, in the bare base imag
     t0=$SECONDS; bash .ci/setup >/tmp/setup.log 2>&1 && .venv/bin/python offline.py >/src/demo.log 2>&1 || exit 1
     demo=$((SECONDS - t0)); t0=$SECONDS
     bash .ci/run >/src/tests.log 2>&1 || { tail -5 /src/tests.log; exit 1; }
-    echo "setup + demo ${demo}s; bash .ci/run $((SECONDS - t0))s: $(tail -1 /src/tests.log)"'
+    echo "setup + demo ${demo}s ($(grep -A1 "^task " /src/demo.log | tail -1 | tr -s " "));" \
+         "bash .ci/run $((SECONDS - t0))s: $(grep -E "[0-9]+ (passed|failed)" /src/tests.log | tail -1)"'
 }
 do_gpu() {
   docker build "${net[@]}" -q --build-arg BREMEN_GPU=1 -t "$img-gpu" "$work/src" >/dev/null || return 1
