@@ -81,3 +81,26 @@ def test_importing_and_stepping_every_task_loads_no_opengl():
                          env=dict(os.environ, MUJOCO_GL="egl"))
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_mujoco_imported_before_bremen_renders_with_the_requested_backend():
+    """mujoco imported first with MUJOCO_GL unset holds GLFW's context class (needs a display); bremen's camera
+    still renders headless with EGL, the documented default."""
+    code = textwrap.dedent("""
+        import mujoco
+        from mujoco.rendering.classic import gl_context
+        before = gl_context.GLContext.__module__
+        import bremen.tasks as T
+        from bremen.tasks.rendering import camera_for
+        env = T.make("hopper").make_env(seed=0)
+        env.reset(seed=0)
+        camera = camera_for(env, 64, 48)
+        frame = camera.frame()
+        camera.close()
+        env.close()
+        print(before, gl_context.GLContext.__module__, frame.shape, float(frame.std()) > 5)
+    """)
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["mujoco.glfw", "mujoco.egl", "(48,", "64,", "3)", "True"]

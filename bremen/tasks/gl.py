@@ -73,12 +73,14 @@ def _install_packages_hint(backend: str) -> str:
 
 
 def _load_gl_context() -> None:
-    """Give mujoco's renderer the backend's GLContext class (once; a no-op if mujoco already has one)."""
+    """Give mujoco's renderer the requested backend's GLContext class (a no-op once it has it; a mujoco
+    imported before bremen with MUJOCO_GL unset holds GLFW's, which needs a display, and gets EGL's)."""
     import_mujoco()
     gl_context = importlib.import_module("mujoco.rendering.classic.gl_context")
-    if getattr(gl_context, "GLContext", None) is not None:
-        return
     backend = requested_backend()
+    current = getattr(gl_context, "GLContext", None)
+    if current is not None and current.__module__.split(".")[:2] == ["mujoco", backend]:
+        return
     if backend in OFF:
         raise UserError(f"rendering needs OpenGL, and MUJOCO_GL={os.environ['MUJOCO_GL']} turns it off; "
                         f"unset MUJOCO_GL or set it to egl, osmesa or glfw")
