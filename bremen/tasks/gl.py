@@ -72,15 +72,16 @@ def _install_packages_hint(backend: str) -> str:
     return f"install them with: apt-get install {pkgs} (or run bash .ci/setup)"
 
 
-def _load_gl_context() -> None:
+def _load_gl_context():
     """Give mujoco's renderer the requested backend's GLContext class (a no-op once it has it; a mujoco
-    imported before bremen with MUJOCO_GL unset holds GLFW's, which needs a display, and gets EGL's)."""
+    imported before bremen with MUJOCO_GL unset holds GLFW's, which needs a display, and gets EGL's); returns
+    mujoco's ``gl_context`` module."""
     import_mujoco()
     gl_context = importlib.import_module("mujoco.rendering.classic.gl_context")
     backend = requested_backend()
     current = getattr(gl_context, "GLContext", None)
     if current is not None and current.__module__.split(".")[:2] == ["mujoco", backend]:
-        return
+        return gl_context
     if backend in OFF:
         raise UserError(f"rendering needs OpenGL, and MUJOCO_GL={os.environ['MUJOCO_GL']} turns it off; "
                         f"unset MUJOCO_GL or set it to egl, osmesa or glfw")
@@ -94,6 +95,7 @@ def _load_gl_context() -> None:
         raise UserError(f"rendering with MUJOCO_GL={backend} needs OpenGL libraries this machine lacks "
                         f"({_short(e)}); {_install_packages_hint(backend)}") from None
     gl_context.GLContext = cls
+    return gl_context
 
 
 def check_rendering() -> None:
@@ -102,8 +104,7 @@ def check_rendering() -> None:
     # Mesa prints its own warnings (a driver it cannot open) before the error below says the same in one line;
     # its log level is read once, at its first message. EGL_LOG_LEVEL=debug set by the user still shows them.
     os.environ.setdefault("EGL_LOG_LEVEL", "fatal")
-    _load_gl_context()
-    gl_context = importlib.import_module("mujoco.rendering.classic.gl_context")
+    gl_context = _load_gl_context()
     try:
         context = gl_context.GLContext(16, 16)
         context.make_current()
