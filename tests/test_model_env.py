@@ -144,7 +144,7 @@ def test_padded_rows_match_original_assembly():
     valid = np.flip(np.cumsum(np.flip(ends, 0), 0), 0) > 0
     ids = (np.arange(n_steps)[:, None] * n_envs + np.arange(n_envs) + 1).astype(np.float32)
     roll = Rollout(jnp.asarray(ids)[..., None], None, None, None, jnp.asarray(term), jnp.asarray(trunc), None,
-                   jnp.asarray(t), jnp.asarray(valid))
+                   jnp.asarray(t), jnp.asarray(valid), None, None)
     rows = jax.jit(padded_rows, static_argnums=1)
     for batch in (40, 97, 400):
         t_idx, e_idx, real, weight = rows(roll, batch)

@@ -7,7 +7,8 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from bremen.algos import trpo_value as BL
-from bremen.algos.trpo import (TRPOConfig, conjugate_gradient, fisher_vector_product, gae, natural_gradient_step,
+from bremen.algos.trpo import (TRPOConfig, conjugate_gradient, fisher_rows, fisher_vector_product, gae,
+                               natural_gradient_step, old_outputs_and_gradient,
                                trpo_init, trpo_iteration)
 from bremen.models import normalizer as N
 from bremen.models import policy as P
@@ -63,6 +64,65 @@ def test_fisher_vector_product_equals_kl_hessian():
     fvp = jax.jit(jax.vmap(lambda v: fisher_vector_product(outputs, flat0, w, damping=0.1)[1](v)))
     vs = jax.random.normal(jax.random.PRNGKey(10), (3,) + flat0.shape)
     np.testing.assert_allclose(fvp(vs), vs @ hess.T + 0.1 * vs, rtol=2e-4, atol=1e-5)
+
+
+def _at_sigma_floor(params):  # log σ(s) ≈ −5 everywhere, as BC leaves it (quirk 1)
+    last = params[-1]
+    return params[:-1] + [dict(last, b=last["b"].at[2:].set(-4.0))]
+
+
+@pytest.mark.parametrize("chunk", [4, 100])
+def test_gradient_pass_and_fisher_products_equal_autodiff_at_the_sigma_floor(chunk):
+    # the iteration's passes (the gradient from the outputs' transpose, in chunks with the last one padded)
+    # against jax.grad of the surrogate and jax.hessian of the mean KL, where σ(s) ≈ e⁻⁵ scales both badly
+    params, stats, obs = _tiny_policy_problem()
+    params = _at_sigma_floor(params)
+    flat0, unravel = ravel_pytree(params)
+    w = jax.random.uniform(jax.random.PRNGKey(2), (obs.shape[0],))
+    w = w / w.sum()
+
+    def outputs(flat, o=obs):
+        return P.dist(unravel(flat), stats, o)
+
+    mu0, ls0 = outputs(flat0)
+    assert float(ls0.max()) < -4.9
+    act = mu0 + 0.1 * jax.random.normal(jax.random.PRNGKey(4), mu0.shape)  # sampled with σ_g = 0.1 ≫ σ(s)
+    adv = jax.random.normal(jax.random.PRNGKey(5), (obs.shape[0],))
+    logp0 = P.log_prob(mu0, ls0, act)
+    mu1, ls1, g = jax.jit(lambda: old_outputs_and_gradient(outputs, flat0, obs, act, w * adv, chunk))()
+    np.testing.assert_allclose(mu1, mu0, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ls1, ls0, rtol=1e-6)
+    g_ref = jax.grad(lambda f: -jnp.sum(w * adv * jnp.exp(P.log_prob(*outputs(f), act) - logp0)))(flat0)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-5 * float(jnp.abs(g_ref).max()))
+    hess = jax.jit(jax.hessian(lambda f: jnp.sum(w * P.kl(mu0, ls0, *outputs(f)))))(flat0)
+    fvp = jax.jit(jax.vmap(lambda v: fisher_vector_product(outputs, flat0, w, damping=0.1)[1](v)))
+    vs = jax.random.normal(jax.random.PRNGKey(10), (3,) + flat0.shape)
+    ref = vs @ hess.T + 0.1 * vs
+    np.testing.assert_allclose(fvp(vs), ref, rtol=2e-4, atol=1e-5 * float(jnp.abs(ref).max()))
+
+
+def test_fisher_rows_cover_every_rollout_and_skip_invalid_rows():
+    # time-major rows of 250 steps × 80 rollouts with the tails of some rollouts invalid, k = 5
+    n_steps, n_envs, k = 250, 80, 5
+    valid = np.ones((n_steps, n_envs), bool)
+    valid[200:, ::3] = False
+    w = jnp.asarray(valid.reshape(-1), jnp.float32)
+    rows = jax.jit(fisher_rows, static_argnums=2)
+    seen = np.zeros(n_steps * n_envs, bool)
+    for i in range(8):
+        idx = np.asarray(rows(jax.random.fold_in(jax.random.PRNGKey(0), i), w, k))
+        assert idx.shape == (n_steps * n_envs // k,) and len(np.unique(idx)) == idx.size  # without replacement
+        assert valid.reshape(-1)[idx].all()  # more valid rows than the subsample: only valid rows taken
+        envs = idx % n_envs
+        assert len(np.unique(envs)) == n_envs  # every rollout in every iteration (obs[::5] took 16 of the 80)
+        seen[idx] = True
+        if i == 0:
+            first = idx
+    assert not np.array_equal(np.asarray(rows(jax.random.PRNGKey(1), w, k)), first)  # fresh rows per key
+    assert seen[valid.reshape(-1)].mean() > 0.8  # 8 draws of a fifth: 1 − 0.8⁸ ≈ 83 % of the valid rows
+    few = jnp.zeros(100).at[:7].set(1.0)  # fewer valid rows than the subsample: all of them, then weight-0 rows
+    idx = np.asarray(rows(jax.random.PRNGKey(2), few, 5))
+    assert set(range(7)) <= set(idx.tolist()) and idx.size == 20
 
 
 def test_step_has_quadratic_kl_delta():

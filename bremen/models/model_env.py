@@ -39,7 +39,7 @@ import numpy as np
 from bremen.models.dynamics import apply_all, denormalize
 from bremen.models.nets import mlp_apply
 from bremen.models.normalizer import normalize_inputs
-from bremen.models.policy import sample
+from bremen.models.policy import dist, sampling_log_std
 
 
 def static_bound(bound) -> Union[float, tuple]:
@@ -83,6 +83,19 @@ class ModelEnv:
 
     def step(self, ens_params, norm, obs, act, key):
         """One imaginary step for a batch ``obs [n, d]``: returns ``(next_obs, reward, terminated)``."""
+        return self.step_members(ens_params, norm, obs, act, self.draw_members(key, ens_params, obs.shape[0]))
+
+    def draw_members(self, key, ens_params, n: int):
+        """The member(s) of one step: one index (``batch``) or one per row (``rollout``)."""
+        n_members = jax.tree.leaves(ens_params)[0].shape[0]
+        if self.member_mode == "batch":
+            return jax.random.randint(key, (), 0, n_members)
+        if self.member_mode == "rollout":
+            return jax.random.randint(key, (n,), 0, n_members)
+        raise ValueError(f"member_mode must be 'batch' or 'rollout', not {self.member_mode!r}")
+
+    def step_members(self, ens_params, norm, obs, act, members):
+        """:meth:`step` with the members already drawn (:meth:`draw_members`)."""
         act = jnp.clip(act, jnp.asarray(self.act_low, jnp.float32), jnp.asarray(self.act_high, jnp.float32))
         x = normalize_inputs(norm, obs, act)
         n_members = jax.tree.leaves(ens_params)[0].shape[0]
@@ -90,10 +103,9 @@ class ModelEnv:
             # lax.switch over static member slices: inside a scan the slices are loop-invariant, so no
             # per-step copy of the chosen member's weights (as indexing with a traced k would make)
             branches = [partial(self._apply_member, i) for i in range(n_members)]
-            out = jax.lax.switch(jax.random.randint(key, (), 0, n_members), branches, ens_params, x)
+            out = jax.lax.switch(members, branches, ens_params, x)
         elif self.member_mode == "rollout":
-            out = apply_all(ens_params, x, self.activation)
-            out = out[jax.random.randint(key, obs.shape[:1], 0, n_members), jnp.arange(obs.shape[0])]
+            out = apply_all(ens_params, x, self.activation)[members, jnp.arange(obs.shape[0])]
         else:
             raise ValueError(f"member_mode must be 'batch' or 'rollout', not {self.member_mode!r}")
         next_obs, rew = denormalize(norm, obs, out)
@@ -124,6 +136,8 @@ class Rollout(NamedTuple):
     last: jnp.ndarray  # the episode ends here: term, trunc, or the scan's last step
     t: jnp.ndarray  # step index within the episode
     valid: jnp.ndarray  # the step belongs to the batch (see module docstring)
+    mu: jnp.ndarray  # the policy's mean μ(s) at obs, as the action was drawn (TRPO's old distribution)
+    log_std: jnp.ndarray  # the policy network's log σ(s) at obs
 
 
 @partial(
@@ -152,26 +166,36 @@ def rollout(
 ) -> Rollout:
     """``n_steps`` (default ``horizon``) lock-step imaginary steps of ``n_envs`` rows, one ``lax.scan``.
 
-    Actions come from :func:`bremen.models.policy.sample` (``sampling_std``, ``const_sampling``,
-    ``deterministic``); episodes start from states drawn from the pool ``start_obs [M, obs_dim]`` (the
-    caller fills it from the real env's reset distribution, as the original, or from the dataset).
+    Actions are the policy's μ(s) (``deterministic``) or μ(s) + σ·𝒩(0, 1) with the sampling σ of
+    :func:`bremen.models.policy.sampling_log_std` (``sampling_std``, ``const_sampling``); the rollout keeps the
+    network's outputs. Episodes start from states drawn from the pool ``start_obs [M, obs_dim]`` (the
+    caller fills it from the real env's reset distribution, as the original, or from the dataset). The
+    random numbers of all steps are drawn before the scan, in one vectorized call (the same numbers as one
+    draw per step from the same keys).
     """
     n_steps = horizon if n_steps is None else n_steps
     k_start, k_scan = jax.random.split(key)
+    act_dim = jax.tree.leaves(policy_params)[-1].shape[-1] // 2
 
-    def body(carry, k):
-        obs, t = carry
+    def draws(k):  # every random number of one step, drawn up front for all steps in one vectorized call
         k_act, k_model, k_reset = jax.random.split(k, 3)
-        act = sample(policy_params, stats, obs, k_act, sampling_std, const_sampling, deterministic,
-                     policy_activation, env.act_low, env.act_high)
-        next_obs, rew, term = env.step(ens_params, norm, obs, act, k_model)
+        return (jax.random.normal(k_act, (n_envs, act_dim), jnp.float32), env.draw_members(k_model, ens_params, n_envs),
+                jax.random.randint(k_reset, (n_envs,), 0, start_obs.shape[0]))
+
+    def body(carry, x):
+        obs, t = carry
+        noise, members, reset_idx = x
+        mu, log_std = dist(policy_params, stats, obs, policy_activation, env.act_low, env.act_high)
+        act = mu if deterministic else mu + jnp.exp(sampling_log_std(log_std, sampling_std, const_sampling)) * noise
+        next_obs, rew, term = env.step_members(ens_params, norm, obs, act, members)
         trunc = ~term & (t + 1 >= horizon)
         ended = term | trunc
-        new_obs = jnp.where(ended[:, None], env.reset(k_reset, start_obs, n_envs), next_obs)
-        return (new_obs, jnp.where(ended, 0, t + 1)), (obs, act, next_obs, rew, term, trunc, t)
+        new_obs = jnp.where(ended[:, None], start_obs[reset_idx], next_obs)
+        return (new_obs, jnp.where(ended, 0, t + 1)), (obs, act, next_obs, rew, term, trunc, t, mu, log_std)
 
     init = (env.reset(k_start, start_obs, n_envs), jnp.zeros((n_envs,), jnp.int32))
-    _, (obs, act, next_obs, rew, term, trunc, t) = jax.lax.scan(body, init, jax.random.split(k_scan, n_steps))
+    xs = jax.vmap(draws)(jax.random.split(k_scan, n_steps))
+    _, (obs, act, next_obs, rew, term, trunc, t, mu, log_std) = jax.lax.scan(body, init, xs)
     ended = term | trunc
     # completed[t]: an episode end at or after t in the row, i.e. the episode holding step t completed.
     completed = jnp.flip(jnp.cumsum(jnp.flip(ended, 0), 0), 0) > 0
@@ -179,7 +203,7 @@ def rollout(
     if not auto_reset:
         valid &= (jnp.cumsum(ended, 0) - ended) == 0  # first episode of each row only
     last = ended | (jnp.arange(n_steps) == n_steps - 1)[:, None]
-    return Rollout(obs, act, next_obs, rew, term, trunc, last, t, valid)
+    return Rollout(obs, act, next_obs, rew, term, trunc, last, t, valid, mu, log_std)
 
 
 def padded_rows(roll: Rollout, batch_size: int):
