@@ -104,7 +104,8 @@ def add_original_flags(p: argparse.ArgumentParser, script: str) -> None:
     f.add_argument("--subsample", choices=("prefix", "uniform", "episodes"), default=None,
                    help="how --n_train transitions are taken from the dataset (original: prefix)")
     f.add_argument("--fisher_subsample", type=int, default=None,
-                   help="Fisher-vector products on every k-th row of the TRPO batch (original: 1, all rows)")
+                   help="Fisher-vector products on a random 1/k of the TRPO batch's valid rows, drawn afresh every "
+                        "iteration (original: 1, all rows)")
     f.add_argument("--start_pool_size", type=int, default=None,
                    help="real-env resets sampled once as the pool of imaginary start states")
     if script in ("offline", "recursive"):

@@ -9,7 +9,7 @@ from jax.flatten_util import ravel_pytree
 from bremen.algos import trpo_value as BL
 from bremen.algos.trpo import (TRPOConfig, conjugate_gradient, fisher_rows, fisher_vector_product, gae,
                                natural_gradient_step, old_outputs_and_gradient,
-                               trpo_init, trpo_iteration)
+                               trpo_init, trpo_iteration, trpo_run)
 from bremen.models import normalizer as N
 from bremen.models import policy as P
 from bremen.models.model_env import ModelEnv, rollout
@@ -221,6 +221,31 @@ def test_trpo_improves_point_mass_return():
     assert final_return > -10.0, (init_return, final_return)  # full speed to the goal, then stay: ≈ −8.3
     assert int(state.iteration) == 20
     assert float(info["behavior_policy_kl_mean"]) > 0.0  # moved away from the (here: initial) behavior policy
+
+
+def test_trpo_learns_in_bremens_default_setting_from_a_bc_like_start():
+    # BREMEN's default (quirk 1): a = μ(s) + 0.1·𝒩(0, 1), while the ratios, the Fisher matrix and the KL use the
+    # network's σ(s), which BC leaves at its floor e⁻⁵. A one-step problem, r = −(a − 0.05)², from μ ≈ 0: the
+    # ratios of actions drawn ~15 σ(s) away from μ blow up, the line search takes ~⅛ of the natural step and μ
+    # moves by ~3e-4 per iteration (measured), so 150 iterations close most of the gap.
+    env = ModelEnv(lambda s, a, s2: -jnp.sum((a - 0.05) ** 2, -1))
+    cfg = TRPOConfig(batch_size=640, horizon=1, target_kl=0.1)
+    assert cfg.const_sampling and cfg.sampling_std == 0.1 and not cfg.consistent_likelihood
+    policy = P.policy_init(jax.random.PRNGKey(0), 1, 1, (32, 32), init_seed=None)
+    policy = policy[:-1] + [dict(policy[-1], b=policy[-1]["b"].at[1:].set(-4.0))]
+    assert float(P.dist(policy, STATS, START)[1].max()) < -4.9  # σ(s) at its floor
+
+    def mu(p):
+        return P.dist(p, STATS, START)[0][:, 0]
+
+    state = trpo_init(policy, STATS, policy, STATS, ENS, NORM, START, jax.random.PRNGKey(0), cfg)
+    state, info = jax.jit(lambda s, k: trpo_run(s, k, config=cfg, env=env, n_iters=150))(state, jax.random.PRNGKey(1))
+    before, after = float(jnp.mean((mu(policy) - 0.05) ** 2)), float(jnp.mean((mu(state.policy) - 0.05) ** 2))
+    assert before > 2e-3, before
+    assert after < 0.2 * before, (before, after)  # 80 % of the way to the best action (measured: 86 %)
+    assert bool(jnp.all(jnp.abs(mu(state.policy) - 0.05) < jnp.abs(mu(policy) - 0.05)))  # closer at every state
+    assert float(np.min(np.asarray(info["step_fraction"]))) > 0  # every step accepted
+    assert float(np.max(np.asarray(info["kl_after"]))) < 2 * cfg.target_kl
 
 
 def test_iteration_is_one_compiled_call():
