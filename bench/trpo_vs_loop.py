@@ -28,7 +28,8 @@ from jax.flatten_util import ravel_pytree
 from scipy.signal import lfilter
 
 from bremen import __version__
-from bremen.algos.trpo import TRPOConfig, fisher_vector_product, trpo_init, trpo_iteration
+from bremen.algos.natural_gradient import fisher_vector_product
+from bremen.algos.trpo import TRPOConfig, trpo_init, trpo_iteration
 from bremen.models import normalizer as N
 from bremen.models.dynamics import DynamicsConfig, ensemble_init, predict
 from bremen.models.model_env import ModelEnv, rollout

@@ -7,9 +7,9 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from bremen.algos import trpo_value as BL
-from bremen.algos.trpo import (TRPOConfig, conjugate_gradient, fisher_rows, fisher_vector_product, gae,
-                               natural_gradient_step, old_outputs_and_gradient,
-                               trpo_init, trpo_iteration, trpo_run)
+from bremen.algos.natural_gradient import (conjugate_gradient, fisher_rows, fisher_vector_product,
+                                           natural_gradient_step, old_outputs_and_gradient)
+from bremen.algos.trpo import TRPOConfig, gae, trpo_init, trpo_iteration, trpo_run
 from bremen.models import normalizer as N
 from bremen.models import policy as P
 from bremen.models.model_env import ModelEnv, rollout
