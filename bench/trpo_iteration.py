@@ -81,6 +81,7 @@ def child(code: str, size: str, repeats: int) -> dict:
     t0 = time.perf_counter()
     jax.block_until_ready(call(jax.random.PRNGKey(100)))
     compile_s = time.perf_counter() - t0
+    hlo = jax.jit(call).lower(jax.random.PRNGKey(0)).compile().as_text()
     peak_before = peak_gflops(10)
     seconds, tries, valid = [], [], []
     for r in range(repeats + 1):
@@ -113,6 +114,7 @@ def child(code: str, size: str, repeats: int) -> dict:
         "mean_fraction_of_peak": flops_mean / 1e9 / float(np.mean(seconds)) / peak,
         "line_search_gflop_per_try": per_try / 1e9, "cg_gflop": counted.get("bounded", 0) / 1e9,
         "valid_steps": float(np.mean(valid)),
+        "hlo_products_over_the_batch": hlo_row_products(hlo, rows),
     }
 
 
@@ -159,6 +161,24 @@ def build_state(task_name: str, hidden: int) -> None:
         pickle.dump({"policy": to_np(trpo.policy), "baseline": to_np(trpo.baseline), "behavior": to_np(bc.params),
                      "stats": to_np(bc.stats), "ens": to_np(ens.params), "norm": to_np(norm),
                      "start": np.asarray(obs, np.float32)}, f)
+
+
+def hlo_row_products(hlo: str, rows: int) -> dict:
+    """Matrix products in the compiled iteration whose output has ``rows`` (the whole batch) or a Fisher or
+    chunk share of it as its leading dimension, by output shape: static instructions (a loop body counts once),
+    what XLA left after its own common-subexpression elimination and fusion."""
+    import re
+
+    out: dict = {}
+    for line in hlo.splitlines():
+        m = re.match(r"\s*(?:ROOT )?%[\w.\-]+ = f32\[(\d+),(\d+)\]\S* (dot|fusion)\(", line)
+        if not m or (m.group(3) == "fusion" and "__ynn_fusion" not in line):
+            continue
+        n = int(m.group(1))
+        if n >= 1000 and rows % n == 0 or n == rows:
+            key = f"[{n},{m.group(2)}]"
+            out[key] = out.get(key, 0) + 1
+    return out
 
 
 def worktree(commit: str) -> Path:
