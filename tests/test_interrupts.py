@@ -85,3 +85,39 @@ def test_sigint_during_xla_compilation_exits_130_not_139():
                          cwd=ROOT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert out.returncode == 130, (out.returncode, out.stderr[-2000:])
     assert out.stderr.strip() == "bremen: interrupted"
+
+
+def test_a_ctrl_c_inside_a_gc_callback_is_sent_again_not_lost_with_a_traceback():
+    # Python prints "Exception ignored in: <gc callback>" and a traceback for an exception raised there, and
+    # JAX runs a gc callback at every collection: the handler must recognise that frame and re-send the signal
+    import gc
+
+    from bremen import cli
+
+    seen = []
+
+    def callback(phase, info):
+        if phase == "start":
+            seen.append(cli._in_gc_callback(sys._getframe()))
+
+    gc.callbacks.append(callback)
+    try:
+        gc.collect()
+    finally:
+        gc.callbacks.remove(callback)
+    assert seen and all(seen)
+    assert not cli._in_gc_callback(sys._getframe())
+
+    got = []
+    old = signal.signal(signal.SIGINT, lambda s, f: got.append(s))
+    try:
+        gc.callbacks.append(lambda phase, info: phase == "start" and not got and cli._on_sigint(signal.SIGINT,
+                                                                                             sys._getframe()))
+        gc.collect()  # returns normally: nothing raised inside the callback
+        deadline = time.time() + 5
+        while not got and time.time() < deadline:
+            time.sleep(0.01)
+    finally:
+        gc.callbacks.pop()
+        signal.signal(signal.SIGINT, old)
+    assert got == [signal.SIGINT]  # the signal came again, outside the callback

@@ -49,13 +49,31 @@ def build_parser() -> argparse.ArgumentParser:
 INTERRUPT_GRACE_S = 10.0
 
 
+def _in_gc_callback(frame) -> bool:
+    """Whether ``frame`` runs inside a garbage-collection callback (JAX registers one, ``_xla_gc_callback``)."""
+    import gc
+
+    codes = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in codes:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _on_sigint(signum, frame):
     """Ctrl-C: raise KeyboardInterrupt as Python does, and make sure the process ends even when the exception
-    is swallowed. Python drops an exception raised inside a garbage-collection callback ("Exception ignored
-    in: _xla_gc_callback"), and JAX runs one at every collection, so a Ctrl-C landing there would be lost
-    and the run would go on. If the process still runs INTERRUPT_GRACE_S after the signal, it leaves with
-    exit status 130 (checkpoints are written atomically, so nothing finished is lost)."""
+    is swallowed. Python drops an exception raised inside a garbage-collection callback (it prints "Exception
+    ignored in: _xla_gc_callback" and a traceback), and JAX runs one at every collection: a Ctrl-C landing
+    there is sent again 50 ms later, when the callback has returned. If the process still runs
+    INTERRUPT_GRACE_S after the signal, it leaves with exit status 130 (checkpoints are written atomically, so
+    nothing finished is lost)."""
+    import signal
     import threading
+
+    if _in_gc_callback(frame):
+        threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        return
 
     def leave():
         os.write(2, b"bremen: interrupted\n")
