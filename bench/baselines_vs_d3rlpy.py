@@ -50,6 +50,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # the bremen of this checkout, not whichever one the venv has installed
+from jaxpr_flops import count  # noqa: E402  (bench/ is the script's folder)
+
 D3RLPY_PYTHON = HERE / ".d3rlpy-venv" / "bin" / "python"
 CHILD = HERE / "d3rlpy_update_speed.py"
 OUT = HERE / "results" / "baselines_vs_d3rlpy.json"
@@ -112,24 +114,9 @@ def bremen_data(arrays: dict):
 
 def dot_flops(jaxpr) -> int:
     """2·m·n·k summed over the matrix products (``dot_general``) of a jaxpr, sub-jaxprs included (a scan's body
-    times its length, the costliest branch of a cond): the count torch's FlopCounterMode makes of d3rlpy."""
-    total = 0
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "dot_general":
-            (lhs_contract, _), _ = eqn.params["dimension_numbers"]
-            lhs = eqn.invars[0].aval.shape
-            total += 2 * int(np.prod(eqn.outvars[0].aval.shape)) * int(np.prod([lhs[d] for d in lhs_contract]))
-            continue
-        subs = []
-        for v in eqn.params.values():
-            for item in (v if isinstance(v, (tuple, list)) else (v,)):
-                inner = getattr(item, "jaxpr", item)
-                if hasattr(inner, "eqns"):
-                    subs.append(dot_flops(inner))
-        if subs:
-            n = eqn.params.get("length", 1) if eqn.primitive.name == "scan" else 1
-            total += n * (max(subs) if eqn.primitive.name == "cond" else sum(subs))
-    return total
+    times its length, the costliest branch of a cond, a while body once): the count torch's FlopCounterMode
+    makes of d3rlpy."""
+    return count(jaxpr, lambda kind, bound: 1, {})
 
 
 class BremenBench:

@@ -8,8 +8,8 @@ costliest branch, and ``while`` bodies ``trips(kind)`` times where ``kind`` is r
 * ``"bounded"``     — anything else, counted ``bound`` times, the integer literal the counter is compared
   with (TRPO's conjugate gradient runs all its iterations unless the residual underflows).
 
-Used by bench/trpo_iteration.py; the counter does not depend on the package's code, so the same count is
-taken of two commits.
+Used by bench/trpo_iteration.py, bench/gpu_paper_size.py and bench/baselines_vs_d3rlpy.py; the counter does
+not depend on the package's code, so the same count is taken of two commits.
 """
 
 from __future__ import annotations
@@ -22,18 +22,10 @@ from jax.extend import core as jcore
 
 
 def dot_flops(eqn) -> int:
-    """2 · prod(batch dims) · M · N · K of one ``dot_general``."""
-    (lc, rc), (lb, _) = eqn.params["dimension_numbers"]
-    lhs, rhs = (v.aval.shape for v in eqn.invars)
-    contract = int(np.prod([lhs[i] for i in lc]))
-    batch = int(np.prod([lhs[i] for i in lb]))
-    m = int(np.prod([d for i, d in enumerate(lhs) if i not in lc and i not in lb]))
-    n = int(np.prod([d for i, d in enumerate(rhs) if i not in rc and i not in _rb(eqn)]))
-    return 2 * batch * m * n * contract
-
-
-def _rb(eqn):
-    return eqn.params["dimension_numbers"][1][1]
+    """2 · (output size) · (contracted size) of one ``dot_general``."""
+    (contract, _), _ = eqn.params["dimension_numbers"]
+    lhs = eqn.invars[0].aval.shape
+    return 2 * int(np.prod(eqn.outvars[0].aval.shape)) * int(np.prod([lhs[d] for d in contract]))
 
 
 def while_kind(eqn) -> tuple:

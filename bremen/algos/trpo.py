@@ -206,15 +206,14 @@ def trpo_iteration(state: TRPOState, key, *, config: TRPOConfig, env: ModelEnv):
     valid = roll.valid
     k = config.fisher_subsample
     fisher_key = jax.random.fold_in(key, 1)
-    if config.alpha > 0 or k == 1:  # the penalty needs every step; with k = 1 the log takes them all
-        kl_b = behavior_kl(state, roll.obs, roll.mu, roll.log_std, config, env)
-        kl_log, kl_mask = kl_b, valid
-        kl_b = kl_b if config.alpha > 0 else jnp.zeros_like(roll.rew)
+    grid_rows = None if k == 1 else fisher_rows(fisher_key, valid.reshape(-1), k)  # of the flattened grid
+    if config.alpha > 0 or grid_rows is None:  # the penalty needs every step; with k = 1 the log takes them all
+        kl_log, kl_mask = behavior_kl(state, roll.obs, roll.mu, roll.log_std, config, env), valid
     else:
-        flat = fisher_rows(fisher_key, valid.reshape(-1), k)
-        kl_log = behavior_kl(state, roll.obs.reshape(-1, d)[flat], roll.mu.reshape(-1, a)[flat],
-                             roll.log_std.reshape(-1, a)[flat], config, env)
-        kl_mask, kl_b = valid.reshape(-1)[flat], jnp.zeros_like(roll.rew)
+        kl_log = behavior_kl(state, roll.obs.reshape(-1, d)[grid_rows], roll.mu.reshape(-1, a)[grid_rows],
+                             roll.log_std.reshape(-1, a)[grid_rows], config, env)
+        kl_mask = valid.reshape(-1)[grid_rows]
+    kl_b = kl_log if config.alpha > 0 else jnp.zeros_like(roll.rew)
     adv, targets, obs_n = advantages(state, roll, kl_b, config)
     n_valid = jnp.maximum(jnp.sum(valid), 1)
     adv_mean = jnp.sum(jnp.where(valid, adv, 0.0)) / n_valid
@@ -233,7 +232,8 @@ def trpo_iteration(state: TRPOState, key, *, config: TRPOConfig, env: ModelEnv):
     def lik(params, obs):
         return _likelihood_dist(params, state.stats, obs, config, env)
 
-    fisher_idx = None if k == 1 else fisher_rows(fisher_key, w, k)
+    # the Fisher rows: the grid rows drawn above, or, for the padded batch, as many of its own rows
+    fisher_idx = fisher_rows(fisher_key, w, k) if config.padded_batch and k > 1 else grid_rows
     policy, step_info = natural_gradient_step(state.policy, lik, obs, act, adv_rows, w, config, fisher_idx)
     base = baseline_fit(config.baseline, state.baseline, obs_n.reshape(-1, d), roll.t.reshape(-1),
                         targets.reshape(-1), valid.reshape(-1).astype(jnp.float32), config.baseline_reg)
