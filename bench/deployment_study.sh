@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The deployment-efficiency study (docs/recursive.md): recursive runs on named plans, one at a time, each
+# resumable (run the same command again after an interruption; finished runs are skipped).
+#   usage: bash bench/deployment_study.sh PLAN TASK ALGORITHM SEED [SEED ...]
+# Every plan starts from --preset cpu (5 deployments of 20k real steps, the same random first batch per seed as
+# bench/results/recursive_cpu) and changes only what its name says:
+#   cpu500      the cpu plan itself: 20 outer iterations (500 TRPO iterations) per deployment
+#   it2000      the paper's 2000 TRPO iterations per deployment (--interval 80 --onpol_iters 400)
+#   cl500       --consistent_likelihood (ratios and KL under the sampling distribution N(mu, 0.1), the paper's
+#               pi_theta0 = N(pi_beta, sigma); a departure from the original code), 500 iterations
+#   cl2000      --consistent_likelihood, 2000 iterations
+#   reset1000   it2000 with the paper's H = 1000 from reset start states (hopper: --no_use_s_t)
+#   batch100k   it2000 with 100k real steps per deployment (the paper's batch-size regime)
+# Logs: log/study/PLAN/TASK/ALGORITHM/seedS/ and its console output in log/study/PLAN/TASK_ALGORITHM_seedS.log;
+# bash bench/save_recursive_results.sh log/study bench/results/deployment_study keeps the finished ones.
+# PYTHON (default .venv/bin/python) and CPUS (a taskset list, e.g. 0) choose the interpreter and the cores.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+[ $# -ge 4 ] || { echo "usage: bash bench/deployment_study.sh PLAN TASK ALGORITHM SEED [SEED ...]" >&2; exit 2; }
+plan=$1 task=$2 algorithm=$3; shift 3
+case $plan in
+  cpu500) flags=() ;;
+  it2000) flags=(--interval 80 --onpol_iters 400) ;;
+  cl500) flags=(--consistent_likelihood) ;;
+  cl2000) flags=(--consistent_likelihood --interval 80 --onpol_iters 400) ;;
+  reset1000) flags=(--interval 80 --onpol_iters 400 --max_path_length 1000 --no_use_s_t) ;;
+  batch100k) flags=(--interval 80 --onpol_iters 400 --batch_size 100000) ;;
+  *) echo "bench/deployment_study.sh: unknown plan '$plan' (cpu500, it2000, cl500, cl2000, reset1000, batch100k)" >&2
+     exit 2 ;;
+esac
+python=${PYTHON:-.venv/bin/python}
+pin=(); [ -n "${CPUS:-}" ] && pin=(taskset -c "$CPUS")
+mkdir -p "log/study/$plan"
+for seed in "$@"; do
+  dir=log/study/$plan/$task/$algorithm/seed$seed
+  [ -f "$dir/summary.json" ] && continue
+  resume=(); [ -f "$dir/checkpoint.npz" ] && resume=(--resume)
+  echo "$(date -u +%FT%TZ) $plan $task $algorithm seed $seed ${resume[*]}" >> "log/study/$plan/${task}_${algorithm}_seed$seed.log"
+  "${pin[@]}" "$python" recursive.py --env "$task" --preset cpu --seed "$seed" --algorithm "$algorithm" "${flags[@]}" \
+    --log_dir "$dir" "${resume[@]}" >> "log/study/$plan/${task}_${algorithm}_seed$seed.log" 2>&1 || exit $?
+done
