@@ -42,6 +42,7 @@ SIZES = {
     # name: (task, dynamics hidden, batch_size, horizon, fisher_subsample, target_kl)
     "cpu_half_cheetah": ("half_cheetah", 200, 20_000, 250, 5, 0.1),
     "cpu_hopper": ("hopper", 200, 20_000, 250, 5, 0.05),
+    "cpu_hopper_h1000": ("hopper", 200, 20_000, 1000, 5, 0.05),  # the paper's H on the cpu batch (deployment study)
     "paper_h250": ("half_cheetah", 1024, 50_000, 250, 1, 0.1),
     "paper_h1000": ("hopper", 1024, 50_000, 1000, 1, 0.05),
 }
