@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple, Optional
 
 import jax
@@ -52,6 +53,8 @@ from bremen.algos.agent import (Batch, Spec, actor_init, actor_log_prob, actor_m
                                 tanh_gaussian_export)
 from bremen.algos.bc_baseline import bc_step, clip_v2
 from bremen.algos.divergences import DUAL_FORMS, KERNELS, gradient_penalty, mmd_squared_brac, sampled_kl
+from bremen.errors import UserError
+from bremen.io.policy_io import load_policy
 from bremen.models.nets import mlp_apply_concat, mlp_init
 
 NAMES = ("brac_primal", "brac_dual")
@@ -207,12 +210,36 @@ def validate(config: BRACConfig) -> None:
         raise ValueError("brac_dual has no behavior policy; --behavior_ckpt_file is for brac_primal")
 
 
+def read_behavior_policy(path, spec: Optional[Spec] = None, task_name: Optional[str] = None):
+    """An exported tanh-Gaussian policy to serve as BRAC's π_b (``--behavior_ckpt_file``): a policy directory or
+    a run directory (its policy_final/), checked against the task's dimensions; mistakes are one line."""
+    p = Path(path)
+    if (p / "policy_final" / "policy.json").is_file():
+        p = p / "policy_final"
+    where = f"--behavior_ckpt_file {path}"
+    if not (p / "policy.json").is_file():
+        raise UserError(f"{where}: no exported policy there (give a policy directory, or a run directory with "
+                        f"policy_final/, e.g. of offline.py --algorithm bc)")
+    policy = load_policy(p)
+    if getattr(policy, "kind", None) != "tanh_gaussian" or policy.obs_mean is not None:
+        raise UserError(f"{where}: π_b must be a tanh_gaussian policy without an observation normalizer (a bc or "
+                        f"sac run's policy), not {getattr(policy, 'kind', '?')}"
+                        + (" with a normalizer" if getattr(policy, "obs_mean", None) is not None else ""))
+    if (policy.log_std_min, policy.log_std_max) != (LOG_STD_MIN, LOG_STD_MAX):
+        raise UserError(f"{where}: π_b's log-std range is [{policy.log_std_min}, {policy.log_std_max}], BRAC's is "
+                        f"[{LOG_STD_MIN}, {LOG_STD_MAX}]")
+    if spec is not None and (policy.obs_dim, policy.act_dim) != (spec.obs_dim, spec.act_dim):
+        task = f"task {task_name}" if task_name else "this task"
+        trained = policy.metadata.get("task")
+        raise UserError(f"{where}: the policy has obs_dim {policy.obs_dim} and act_dim {policy.act_dim}"
+                        f"{f' (task {trained})' if trained else ''}, {task} has {spec.obs_dim} and {spec.act_dim}")
+    return policy
+
+
 def finalize(config: BRACConfig) -> BRACConfig:
     """With ``behavior_ckpt_file``: no cloning phase, and π_b's sizes are those of the given policy."""
     if not config.behavior_ckpt_file:
         return config
-    from bremen.learners.actor_critic import read_behavior_policy
-
     policy = read_behavior_policy(config.behavior_ckpt_file)
     return dataclasses.replace(config, behavior_steps=0, behavior_hidden=tuple(policy.hidden_sizes))
 

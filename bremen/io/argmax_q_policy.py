@@ -112,9 +112,8 @@ class ArgmaxQPolicy:
         return best[0] if single else best
 
     def spec(self) -> dict:
-        from bremen.io.policy_io import FORMAT, FORMAT_VERSION
-
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": KIND, "activation": "relu",
+        """The architecture part of ``policy.json`` (``policy_io.save_policy`` puts the format first)."""
+        return {"kind": KIND, "activation": "relu",
                 "obs_normalizer": None, **{k: (v.tolist() if isinstance(v, np.ndarray) else v)
                                            for k, v in self.fields.items()}}
 

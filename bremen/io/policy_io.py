@@ -42,6 +42,7 @@ import numpy as np
 
 from bremen import __version__
 from bremen.errors import UserError
+from bremen.io.argmax_q_policy import ArgmaxQPolicy
 
 FORMAT = "bremen-policy"
 FORMAT_VERSION = 1
@@ -138,10 +139,8 @@ class NumpyPolicy:
         return rng.standard_normal(shape, dtype=np.float32)
 
     def spec(self) -> dict:
-        """The architecture part of ``policy.json``."""
+        """The architecture part of ``policy.json`` (:func:`save_policy` puts the format and its version first)."""
         return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
             "kind": self.kind,
             "obs_dim": self.obs_dim,
             "act_dim": self.act_dim,
@@ -201,7 +200,8 @@ def save_policy(path, policy: NumpyPolicy, metadata: Optional[dict] = None) -> P
         **policy.metadata,
         **(metadata or {}),
     }
-    doc = {**policy.spec(), **{k: v for k, v in meta.items() if k not in SPEC_KEYS}}
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, **policy.spec(),
+           **{k: v for k, v in meta.items() if k not in SPEC_KEYS}}
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     old = path.with_name(f".{path.name}.{uuid.uuid4().hex}.old")
     tmp.mkdir()
@@ -272,8 +272,6 @@ def load_policy(path) -> NumpyPolicy:
 def policy_from_export(fields: dict, arrays: dict, metadata: Optional[dict] = None):
     """The policy object of an agent's ``export()`` (``policy.json`` fields, ``policy.npz`` arrays)."""
     if fields["kind"] == "argmax_q":
-        from bremen.io.argmax_q_policy import ArgmaxQPolicy
-
         return ArgmaxQPolicy(fields, arrays, metadata)
     n_layers = len(fields["hidden_sizes"]) + 1
     layers = [{"w": arrays[f"layers/{i}/w"], "b": arrays[f"layers/{i}/b"]} for i in range(n_layers)]

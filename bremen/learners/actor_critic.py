@@ -23,6 +23,7 @@ import jax
 import numpy as np
 
 from bremen.algos.agent import Spec, batch_from_arrays, update_many
+from bremen.algos.brac import read_behavior_policy
 from bremen.errors import UserError
 from bremen.io.checkpoint import CHECKPOINT_FILE, arrays_to_pytree, load_checkpoint, pytree_to_arrays
 from bremen.io.policy_io import policy_from_export
@@ -131,35 +132,6 @@ class ActorCriticLearner:
                             f"start over with --force")
         self.last_info = meta.get("agent_info", {})
         return meta
-
-
-def read_behavior_policy(path, spec: Optional[Spec] = None, task_name: Optional[str] = None):
-    """An exported tanh-Gaussian policy to serve as BRAC's π_b (``--behavior_ckpt_file``): a policy directory or
-    a run directory (its policy_final/), checked against the task's dimensions; mistakes are one line."""
-    from bremen.io.policy_io import load_policy
-    from bremen.algos.brac import LOG_STD_MAX, LOG_STD_MIN
-
-    p = Path(path)
-    if (p / "policy_final" / "policy.json").is_file():
-        p = p / "policy_final"
-    where = f"--behavior_ckpt_file {path}"
-    if not (p / "policy.json").is_file():
-        raise UserError(f"{where}: no exported policy there (give a policy directory, or a run directory with "
-                        f"policy_final/, e.g. of offline.py --algorithm bc)")
-    policy = load_policy(p)
-    if getattr(policy, "kind", None) != "tanh_gaussian" or policy.obs_mean is not None:
-        raise UserError(f"{where}: π_b must be a tanh_gaussian policy without an observation normalizer (a bc or "
-                        f"sac run's policy), not {getattr(policy, 'kind', '?')}"
-                        + (" with a normalizer" if getattr(policy, "obs_mean", None) is not None else ""))
-    if (policy.log_std_min, policy.log_std_max) != (LOG_STD_MIN, LOG_STD_MAX):
-        raise UserError(f"{where}: π_b's log-std range is [{policy.log_std_min}, {policy.log_std_max}], BRAC's is "
-                        f"[{LOG_STD_MIN}, {LOG_STD_MAX}]")
-    if spec is not None and (policy.obs_dim, policy.act_dim) != (spec.obs_dim, spec.act_dim):
-        task = f"task {task_name}" if task_name else "this task"
-        trained = policy.metadata.get("task")
-        raise UserError(f"{where}: the policy has obs_dim {policy.obs_dim} and act_dim {policy.act_dim}"
-                        f"{f' (task {trained})' if trained else ''}, {task} has {spec.obs_dim} and {spec.act_dim}")
-    return policy
 
 
 def device_batch(data):
