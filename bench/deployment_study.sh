@@ -11,9 +11,10 @@
 #   cl2000      --consistent_likelihood, 2000 iterations
 #   reset1000   it2000 with the paper's H = 1000 from reset start states (hopper: --no_use_s_t)
 #   batch100k   it2000 with 100k real steps per deployment (the paper's batch-size regime)
-# Logs: log/study/PLAN/TASK/ALGORITHM/seedS/ and its console output in log/study/PLAN/TASK_ALGORITHM_seedS.log;
-# bash bench/save_recursive_results.sh log/study bench/results/deployment_study keeps the finished ones.
-# PYTHON (default .venv/bin/python) and CPUS (a taskset list, e.g. 0) choose the interpreter and the cores.
+# Logs: ROOT/TASK/ALGORITHM/seedS/ and its console output in ROOT/TASK_ALGORITHM_seedS.log, ROOT being
+# LOG_ROOT (default log/study/PLAN); bash bench/save_recursive_results.sh log/study bench/results/deployment_study
+# keeps the finished ones. PYTHON (default .venv/bin/python) and CPUS (a taskset list, e.g. 0) choose the
+# interpreter and the cores. Stop a run with SIGTERM (a background job ignores Ctrl-C); checkpoints are atomic.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 [ $# -ge 4 ] || { echo "usage: bash bench/deployment_study.sh PLAN TASK ALGORITHM SEED [SEED ...]" >&2; exit 2; }
@@ -30,12 +31,14 @@ case $plan in
 esac
 python=${PYTHON:-.venv/bin/python}
 pin=(); [ -n "${CPUS:-}" ] && pin=(taskset -c "$CPUS")
-mkdir -p "log/study/$plan"
+root=${LOG_ROOT:-log/study/$plan}
+mkdir -p "$root"
 for seed in "$@"; do
-  dir=log/study/$plan/$task/$algorithm/seed$seed
+  dir=$root/$task/$algorithm/seed$seed
   [ -f "$dir/summary.json" ] && continue
   resume=(); [ -f "$dir/checkpoint.npz" ] && resume=(--resume)
-  echo "$(date -u +%FT%TZ) $plan $task $algorithm seed $seed ${resume[*]}" >> "log/study/$plan/${task}_${algorithm}_seed$seed.log"
+  log=$root/${task}_${algorithm}_seed$seed.log
+  echo "$(date -u +%FT%TZ) $plan $task $algorithm seed $seed ${resume[*]}" >> "$log"
   "${pin[@]}" "$python" recursive.py --env "$task" --preset cpu --seed "$seed" --algorithm "$algorithm" "${flags[@]}" \
-    --log_dir "$dir" "${resume[@]}" >> "log/study/$plan/${task}_${algorithm}_seed$seed.log" 2>&1 || exit $?
+    --log_dir "$dir" "${resume[@]}" >> "$log" 2>&1 || exit $?
 done
