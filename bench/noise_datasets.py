@@ -21,7 +21,7 @@ import bremen.tasks as T
 from bremen.data import load_dataset
 from bremen.data.collect import NOISES, default_policy_path, run_collect
 from bremen.io.policy_io import load_policy
-from bremen.loops.evaluation import dataset_return
+from bremen.evaluation import dataset_return
 
 
 def main():

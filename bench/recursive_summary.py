@@ -3,8 +3,12 @@ algorithm, and the per-deployment wall time split and peak memory.
 
 Reads ``<root>/<task>/<algorithm>/seed<S>/deployments.csv`` (the layout bench/recursive_queue.sh writes); the
 return is ``final_return``, the 10-episode evaluation every deployment ends with (env seeds shared by every
-run). Writes ``--out`` (JSON) and ``--plot`` (PNG: one panel per task, return against deployment).
-Run: ``python bench/recursive_summary.py log/recursive``.
+run). Where the run's progress.csv is there too (model-based learners), it adds per deployment the TRPO
+iterations, the KL to BC (``behavior_policy_kl_mean``) and the imagined return of the deployment's last outer
+iteration. Writes ``--out`` (JSON) and ``--plot`` (PNG: one panel per task, return against deployment).
+Run: ``python bench/recursive_summary.py log/recursive``, or several roots, each named:
+``python bench/recursive_summary.py cpu500=bench/results/recursive_cpu it2000=bench/results/deployment_study/it2000``
+(the curves are then named ``PLAN/algorithm``).
 """
 
 from __future__ import annotations
@@ -19,16 +23,30 @@ import numpy as np
 PHASES = ("time_collect", "time_model", "time_bc", "time_trpo", "time_train", "time_eval", "time_total")
 
 
-def read_runs(root: Path) -> dict:
-    """{task: {algorithm: {seed: [deployment rows]}}} of every finished deployment."""
-    out: dict = {}
-    for path in sorted(root.glob("*/*/seed*/deployments.csv")):
+END_OF_DEPLOYMENT = {"trpo_iterations": "trpo_iterations", "kl_to_bc": "behavior_policy_kl_mean",
+                     "imagined_return": "imagined_return"}
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def read_runs(root: Path, label: str = "", out: dict | None = None) -> dict:
+    """{task: {algorithm: {seed: [deployment rows]}}} of every finished deployment; each row also holds the
+    last progress.csv row of its deployment (``progress_*`` keys) where the run has one."""
+    out = {} if out is None else out
+    for path in sorted(Path(root).glob("*/*/seed*/deployments.csv")):
         seed_dir = path.parent
         task, algorithm, seed = seed_dir.parent.parent.name, seed_dir.parent.name, int(seed_dir.name[4:])
-        with open(path) as f:
-            rows = list(csv.DictReader(f))
+        rows = read_csv(path)
+        progress = read_csv(seed_dir / "progress.csv") if (seed_dir / "progress.csv").is_file() else []
+        for row in rows:
+            mine = [r for r in progress if r.get("deployment") == row["deployment"]]
+            if mine:
+                row.update({f"progress_{k}": mine[-1].get(v, "") for k, v in END_OF_DEPLOYMENT.items()})
         if rows:
-            out.setdefault(task, {}).setdefault(algorithm, {})[seed] = rows
+            out.setdefault(task, {}).setdefault(f"{label}/{algorithm}" if label else algorithm, {})[seed] = rows
     return out
 
 
@@ -49,8 +67,16 @@ def summarize(runs: dict) -> dict:
                 "return_per_seed": {s: ret[i].round(1).tolist() for i, s in enumerate(seeds)},
                 "seconds_mean": {k: np.round(v, 1).tolist() for k, v in times.items()},
                 "peak_rss_mb": max(float(r[-1]["peak_rss_mb"]) for r in seeds.values()),
+                **{f"{k}_at_deployment_end": [mean_of(seeds, d, f"progress_{k}") for d in range(n_dep)]
+                   for k in END_OF_DEPLOYMENT},
             }
     return res
+
+
+def mean_of(seeds: dict, d: int, key: str):
+    """The mean over seeds of deployment ``d``'s ``key``, or None where a run has no such value."""
+    vals = [r[d].get(key, "") for r in seeds.values()]
+    return None if any(v in ("", None) for v in vals) else round(float(np.mean([float(v) for v in vals])), 4)
 
 
 def plot(res: dict, path: Path) -> None:
@@ -82,11 +108,15 @@ def plot(res: dict, path: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("root", type=Path)
+    p.add_argument("roots", nargs="+", help="ROOT, or LABEL=ROOT (several)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "recursive_cpu_summary.json")
     p.add_argument("--plot", type=Path, default=Path(__file__).parent.parent / "docs" / "recursive" / "cpu_summary.png")
     args = p.parse_args()
-    res = summarize(read_runs(args.root))
+    runs: dict = {}
+    for root in args.roots:
+        label, _, path = root.rpartition("=")
+        read_runs(Path(path), label, runs)
+    res = summarize(runs)
     args.out.write_text(json.dumps(res, indent=1) + "\n")
     args.plot.parent.mkdir(parents=True, exist_ok=True)
     plot(res, args.plot)

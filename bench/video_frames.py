@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 import bremen.tasks as T  # noqa: E402
 from bremen.io.policy_io import load_policy  # noqa: E402
 from bremen.io.video import VideoSettings, record_videos  # noqa: E402
-from bremen.loops.evaluation import EVAL_STREAM, derived_seed  # noqa: E402
+from bremen.evaluation import EVAL_STREAM, derived_seed  # noqa: E402
 from bremen.tasks.gl import requested_backend  # noqa: E402
 
 TASKS = ["half_cheetah", "hopper", "walker2d", "ant", "cheetah_run"]

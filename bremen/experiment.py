@@ -113,7 +113,7 @@ class Experiment:
     bc: BCConfig
     trpo: TRPOConfig
     flags: dict
-    """Every original flag's resolved value (for params.json and the loops)."""
+    """Every original flag's resolved value (for params.json and bremen.experiment.run_config)."""
     data_path: Path
     run_dir: Path
     start_pool_size: int

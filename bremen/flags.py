@@ -122,3 +122,20 @@ def _add_baseline_options(p: argparse.ArgumentParser) -> None:
     for opt, owners in sorted(all_option_names().items()):
         if f"--{opt}" not in taken:
             o.add_argument(f"--{opt}", default=None, metavar="V", help=", ".join(owners))
+
+
+DESCRIPTIONS = {
+    "offline": "BREMEN offline: dynamics ensemble + BC-initialized TRPO on imaginary rollouts, trained on a fixed "
+               "dataset. No arguments: the CPU demo.",
+    "recursive": "Deployment-efficient BREMEN: learn from scratch in a few deployments, each collecting a batch of "
+                 "real steps with the current policy (the first with random actions) and retraining the ensemble, "
+                 "BC and TRPO on the data so far.",
+}
+
+
+def script_parser(script: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``offline.py`` or ``recursive.py`` (also what sweeps parse their cells' commands with)."""
+    p = argparse.ArgumentParser(prog=prog or f"{script}.py", description=DESCRIPTIONS[script])
+    add_original_flags(p, script)
+    return p
+

@@ -163,7 +163,7 @@ def test_diagnose_replays_real_episodes_through_every_member(hopper_data, tmp_pa
 def test_reevaluations_are_kept_per_policy_file(tmp_path, monkeypatch):
     import shutil
 
-    import bremen.loops.evaluation as evaluation
+    import bremen.evaluation as evaluation
     from bremen.analysis.tables import REEVAL_FILE, reevaluate
     from bremen.io.policy_io import load_policy
     from bremen.tasks import make

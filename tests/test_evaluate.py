@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bremen.loops.evaluation import evaluate_policy
+from bremen.evaluation import evaluate_policy
 from bremen.io.policy_io import load_policy
 from bremen.tasks import make
 
@@ -55,7 +55,7 @@ def test_batch_acting_policies_run_their_episodes_side_by_side_with_the_same_ret
     from bremen.algos import registry
     from bremen.algos.agent import Spec
     from bremen.io.policy_io import policy_from_export
-    from bremen.loops.evaluation import MAX_SIDE_BY_SIDE, EnvPool, evaluate, evaluate_steps
+    from bremen.evaluation import MAX_SIDE_BY_SIDE, EnvPool, evaluate, evaluate_steps
     from bremen.tasks import make
 
     task = make("hopper")

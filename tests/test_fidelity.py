@@ -29,7 +29,7 @@ def test_bc_init_copies_weights_and_normalizer(tmp_path):
     import bremen.tasks as T
     from bremen.data import Dataset, save_dataset
     from bremen.experiment import resolve
-    from bremen.loops.offline import OfflineRun
+    from bremen.build import build_run
     from bremen.cli.offline import build_parser
 
     task = T.make("half_cheetah")
@@ -45,12 +45,12 @@ def test_bc_init_copies_weights_and_normalizer(tmp_path):
     save_dataset(ds, str(tmp_path / "d.h5"))
     args = build_parser().parse_args(["--env", "half_cheetah", "--preset", "smoke", "--seed", "0", "--data_path",
                                       str(tmp_path / "d.h5"), "--log_dir", str(tmp_path / "run")])
-    offline_run = OfflineRun(resolve(args)[0])
-    offline_run.load_data()
+    offline_run = build_run(resolve(args)[0])
+    data = offline_run.plan.data_so_far(0)
     run = offline_run.learner
-    run.fit_model(offline_run.train, offline_run.val)
-    run.fit_bc(offline_run.data)
-    run.init_policy(offline_run.data)
+    run.fit_model(data.train, data.val)
+    run.fit_bc(data.all)
+    run.init_policy(data.all)
     for a, b in zip(jax.tree.leaves(run.trpo.policy), jax.tree.leaves(run.bc.params)):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(run.trpo.stats, run.bc.stats):
@@ -66,7 +66,7 @@ def test_later_deployments_warm_start_the_model_and_accumulate_bc_statistics(hop
     from bremen.data import load_dataset
     from bremen.experiment import resolve
     from bremen.learners.model_based import ModelBasedLearner
-    from bremen.loops.offline import learner_config
+    from bremen.build import learner_config
     import bremen.tasks as T
 
     data = load_dataset(str(hopper_data))

@@ -16,7 +16,7 @@ from conftest import one_line_error
 import bremen.tasks as T
 from bremen.data import load_dataset
 from bremen.learners.model_based import imaginary_starts
-from bremen.loops.offline import TIMING_KEYS
+from bremen.run.driver import TIMING_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -216,7 +216,7 @@ def test_imaginary_start_states_follow_use_s_t_and_use_s_0(hopper_data):
 
 
 def test_tensorboard_skips_non_finite_scalars_quietly(tmp_path, capfd):
-    from bremen.loops.run import TensorBoard
+    from bremen.io.tensorboard import TensorBoard
 
     tb = TensorBoard(tmp_path / "tb", purge_step=None)
     tb.add_scalar("trpo/surrogate_after", float("inf"), 0)
@@ -274,17 +274,17 @@ def test_me_trpo_runs_from_a_fresh_policy_with_the_dataset_normalizer(hopper_dat
 
 
 def test_me_trpo_policy_is_fresh_and_normalized_like_bc_while_no_bc_init_keeps_quirk_9(hopper_data, tmp_path):
-    from bremen.loops.offline import OfflineRun
+    from bremen.build import build_run
     from bremen.models.normalizer import mean_std
 
     runs = {}
     for name, extra in (("me_trpo", ["--algorithm", "me_trpo"]), ("no_bc_init", ["--no_bc_init"])):
-        run = OfflineRun(_resolve(*smoke_args(hopper_data, tmp_path / name, *extra)), progress=False)
-        run.load_data()
+        run = build_run(_resolve(*smoke_args(hopper_data, tmp_path / name, *extra)), progress=False)
+        data = run.plan.data_so_far(0)
         learner = run.learner
-        learner.fit_model(run.train, run.val)
-        learner.fit_bc(run.data)
-        learner.init_policy(run.data)
+        learner.fit_model(data.train, data.val)
+        learner.fit_bc(data.all)
+        learner.init_policy(data.all)
         runs[name] = learner
     m, q = runs["me_trpo"], runs["no_bc_init"]
     assert not np.allclose(jax_leaves(m.trpo.policy)[-2], jax_leaves(m.bc.params)[-2]), "not the BC weights"
@@ -316,16 +316,16 @@ def pendulum_data(tmp_path_factory):
 def test_gymnasium_task_trains_a_reward_head_that_predicts_the_reward(pendulum_data, tmp_path):
     import jax.numpy as jnp
 
-    from bremen.loops.offline import OfflineRun
+    from bremen.build import build_run
     from bremen.models import dynamics as D
 
     exp = _resolve("--env", "Pendulum-v1", "--preset", "smoke", "--seed", "0", "--data_path", str(pendulum_data),
                    "--log_dir", str(tmp_path / "fit"), "--set", "dynamics.epochs=100")
     assert exp.dynamics.learn_reward and not _resolve("--env", "hopper").dynamics.learn_reward
-    run = OfflineRun(exp, progress=False)
-    run.load_data()
-    run.learner.fit_model(run.train, run.val)
-    va = run.val
+    run = build_run(exp, progress=False)
+    data = run.plan.data_so_far(0)
+    run.learner.fit_model(data.train, data.val)
+    va = data.val
     _, r = D.predict_reward(run.learner.ens.params, run.learner.norm, jnp.asarray(va.observations), jnp.asarray(va.actions), 0,
                             exp.dynamics.activation)
     r2 = 1 - np.mean((np.asarray(r) - va.rewards) ** 2) / np.var(va.rewards)

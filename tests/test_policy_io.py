@@ -41,7 +41,7 @@ def test_tanh_gaussian_round_trip_directory(tmp_path):
 
 def test_tanh_gaussian_matches_the_sac_actor():
     from bremen.algos.sac import SAC, SACConfig
-    from bremen.loops.behavior import actor_policy
+    from bremen.run.behavior import actor_policy
 
     sac = SAC(6, 3, -1.0, 1.0, SACConfig(actor_hidden=(32, 32)))
     st = sac.init(jax.random.PRNGKey(0))
@@ -108,7 +108,7 @@ def test_save_replaces_an_existing_policy_whole(tmp_path):
 def test_loading_and_evaluating_reproduces_the_recorded_return(tmp_path):
     """A short smoke training run records the deterministic return with its env seeds; the exported policy,
     loaded with NumPy and run on fresh envs with the same seeds, gets exactly that return."""
-    from bremen.loops.behavior import SMOKE_SAC, BehaviorConfig, evaluate, train_behavior
+    from bremen.run.behavior import SMOKE_SAC, BehaviorConfig, evaluate, train_behavior
     from bremen.tasks import make
 
     cfg = BehaviorConfig(task="hopper", eval_target=1e9, steps=300, eval_every=150, eval_episodes=3, sac=SMOKE_SAC)
@@ -135,7 +135,7 @@ def test_shipped_policy_reproduces_its_recorded_return(task):
     machine: hopper 2165.7 vs 2148.8 recorded, ant 1477.1 vs 1706.9). So the mean must agree within three
     standard errors of the recorded episodes; the exact round trip on one machine is the test above.
     """
-    from bremen.loops.behavior import evaluate
+    from bremen.run.behavior import evaluate
     from bremen.tasks import make
 
     pol = load_policy(Path(__file__).parents[1] / "weights" / task)
@@ -154,7 +154,7 @@ RECURSIVE = sorted(p.parent.parent.name for p in (Path(__file__).parents[1] / "w
 def test_shipped_recursive_policy_reproduces_its_ten_episode_return(task):
     """weights/<task>/recursive/ (a recursive run's final policy) scores the return its run recorded: the
     10-episode evaluation on the env seeds every deployment ends with (within 3 standard errors, as above)."""
-    from bremen.loops.evaluation import evaluate_policy
+    from bremen.evaluation import evaluate_policy
     from bremen.tasks import make
 
     pol = load_policy(Path(__file__).parents[1] / "weights" / task / "recursive")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import one_line_error
 
-from bremen.loops.offline import TIMING_KEYS
+from bremen.run.driver import TIMING_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ["--env", "hopper", "--preset", "smoke", "--seed", "0"]

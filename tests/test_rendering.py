@@ -5,7 +5,7 @@ import pytest
 
 import bremen.tasks as T
 from bremen.io.policy_io import load_policy
-from bremen.loops.evaluation import EVAL_STREAM, derived_seed
+from bremen.evaluation import EVAL_STREAM, derived_seed
 from bremen.tasks.rendering import camera_for
 
 TASKS = ["half_cheetah", "hopper", "walker2d", "ant", "cheetah_run"]

@@ -12,7 +12,7 @@ import pytest
 
 from bremen.io.checkpoint import load_checkpoint
 from bremen.io.policy_io import load_policy
-from bremen.loops.behavior import SMOKE_SAC, BehaviorConfig, BehaviorTrainer, resume_behavior, train_behavior
+from bremen.run.behavior import SMOKE_SAC, BehaviorConfig, BehaviorTrainer, resume_behavior, train_behavior
 from bremen.algos.sac import SACConfig
 
 TIMING = {"env_steps_per_s", "wall_time"}

@@ -64,7 +64,7 @@ class TRPOConfig:
     line_search_kl: Optional[float] = None
     """None: no KL check in the line search (original); x: also require mean KL ≤ x·target_kl."""
     iterations: int = 25
-    """TRPO iterations per outer iteration (read by the training loops)."""
+    """TRPO iterations per outer iteration (read by the model-based learner and the run driver)."""
     batch_size: int = 50_000
     """Imaginary transitions per iteration; n_envs = clip(batch_size // horizon, 1, 1000) parallel rollouts."""
     horizon: int = 1000

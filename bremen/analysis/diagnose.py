@@ -59,7 +59,7 @@ def load_model(run_dir: Path):
 
 def real_episodes(policy, task, episodes: int, horizon: int):
     """obs [N, T+1, d], actions [N, T, a] and valid [N, T+1] (False after a termination) of real rollouts."""
-    from bremen.loops.evaluation import derived_seed
+    from bremen.evaluation import derived_seed
 
     env = task.make_env()
     T = horizon

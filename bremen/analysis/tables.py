@@ -8,7 +8,7 @@ evaluations, so it is optimistic; a recursive run's final return is its last dep
 evaluation on shared env seeds). With ``episodes = N`` every finished run's exported ``policy_final/`` and
 ``policy_best/`` are evaluated again: the deterministic policy (the Gaussian's mean, the tanh-Gaussian's
 mode, the argmax-Q choice), N full episodes, env seeds ``derived_seed(0, 4, i)`` for i < N — the same seeds
-for every policy, algorithm and run (``bremen.loops.evaluation.evaluate_policy``, as ``bremen evaluate``);
+for every policy, algorithm and run (``bremen.evaluation.evaluate_policy``, as ``bremen evaluate``);
 each result is kept in the run's ``reevaluations.json`` (see :func:`reevaluate`).
 
 Normalized score = 100 · (return − zero) / (hundred − zero): zero is the task's uniform-random return
@@ -57,7 +57,7 @@ def reevaluate(run: Run, which: str, episodes: int) -> Optional[float]:
     the run's ``reevaluations.json`` with the policy files' sha256, so a table made again as more seeds
     finish evaluates only what is new (a re-exported policy is evaluated again)."""
     from bremen.io.policy_io import load_policy
-    from bremen.loops.evaluation import evaluate_policy
+    from bremen.evaluation import evaluate_policy
     from bremen.tasks import make
 
     path = run.path / f"policy_{which}"

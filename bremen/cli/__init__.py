@@ -117,7 +117,7 @@ def run_each(runs, describe=lambda run: "", together=None) -> list[dict]:
         for r in group:
             print(f"run directory: {r.dir}{' (resuming)' if r.resume else ''}{describe(r)}", file=sys.stderr)
         try:
-            summaries.extend(together(group) if together else [group[0].run()])
+            summaries.extend(together(group) if together else [group[0].execute()])
         except KeyboardInterrupt:
             for r in group:
                 kept = "keeps the last checkpoint" if (r.dir / "checkpoint.npz").exists() else "has no checkpoint yet"

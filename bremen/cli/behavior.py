@@ -65,7 +65,7 @@ def run_collect(args) -> int:
 
 
 def run_train_behavior(args) -> int:
-    from bremen.loops import behavior as B
+    from bremen.run import behavior as B
 
     progress = not args.no_progress
     if args.resume:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from bremen.errors import UserError
-from bremen.loops.evaluation import evaluate_policy
+from bremen.evaluation import evaluate_policy
 
 def cmd_evaluate(args) -> int:
     from bremen.io.policy_io import load_policy, run_or_policy_dir

@@ -10,17 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bremen.flags import add_original_flags
+from bremen.flags import add_original_flags, script_parser
 
 DEMO_TASK = "half_cheetah"
 DEMO_ARGS = ["--env", DEMO_TASK, "--preset", "cpu", "--seed", "0", "--exp_name", "demo"]
 
 
 def build_parser(prog: str = "offline.py") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="BREMEN offline: dynamics ensemble + BC-initialized TRPO "
-                                "on imaginary rollouts, trained on a fixed dataset. No arguments: the CPU demo.")
-    add_original_flags(p, "offline")
-    return p
+    return script_parser("offline", prog)
 
 
 def add_parser(sub) -> None:
@@ -41,9 +38,10 @@ def ensure_demo_data(exp) -> None:
 
 
 def run_offline(args, demo: bool) -> int:
+    from bremen.build import build_run, label_of
     from bremen.cli import run_each
     from bremen.experiment import resolve
-    from bremen.loops.offline import OfflineRun, summary_table
+    from bremen.run.report import summary_table
 
     exps = resolve(args, "offline")
     if demo:
@@ -52,14 +50,14 @@ def run_offline(args, demo: bool) -> int:
     # every seed's inputs and run directory are checked before the first one starts
     together = None
     if getattr(args, "vmap_seeds", False):
-        from bremen.loops.seeds import check_vmappable, run_seeds_together
+        from bremen.run.seeds import check_vmappable, run_seeds_together
 
-        check_vmappable(exps)
+        check_vmappable([exp.flags["algorithm"] for exp in exps])
         together = run_seeds_together
-    runs = [OfflineRun(exp, resume=args.resume or (demo and (exp.run_dir / "checkpoint.npz").exists()),
-                       force=args.force) for exp in exps]
+    runs = [build_run(exp, resume=args.resume or (demo and (exp.run_dir / "checkpoint.npz").exists()),
+                      force=args.force) for exp in exps]
     summaries = run_each(runs, together=together)
-    print(summary_table(summaries))
+    print(summary_table(summaries, label_of(exps[0].flags["algorithm"])))
     for s in summaries:
         d = s["run_dir"]
         extra = "agent.csv, " if "updates" in s else "policy_bc/, "

@@ -11,38 +11,32 @@ import sys
 from pathlib import Path
 
 from bremen.errors import UserError
-from bremen.flags import add_original_flags
-
-DESCRIPTION = ("Deployment-efficient BREMEN: learn from scratch in a few deployments, each collecting a batch of "
-               "real steps with the current policy (the first with random actions) and retraining the ensemble, "
-               "BC and TRPO on the data so far.")
-
+from bremen.flags import DESCRIPTIONS, add_original_flags, script_parser
 
 def build_parser(prog: str = "recursive.py") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
-    add_original_flags(p, "recursive")
-    return p
+    return script_parser("recursive", prog)
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("recursive", help="BREMEN, ME-TRPO or a baseline in a few deployments from scratch (same flags as recursive.py)",
-                       description=DESCRIPTION)
+                       description=DESCRIPTIONS["recursive"])
     add_original_flags(p, "recursive")
     p.set_defaults(func=run_recursive)
 
 
 def run_recursive(args) -> int:
+    from bremen.build import build_run
     from bremen.cli import run_each
     from bremen.experiment import resolve
-    from bremen.loops.recursive import RecursiveRun, deployment_table
+    from bremen.run.report import deployment_table
 
     if args.data_path and not Path(args.data_path).exists():
         raise UserError(f"--data_path {args.data_path}: no such dataset (recursive.py starts from it instead of a "
                         f"uniform-random first batch)")
     exps = resolve(args, "recursive")
-    runs = [RecursiveRun(exp, resume=args.resume, force=args.force) for exp in exps]
-    summaries = run_each(runs, lambda r: f"; {r.deployments} deployments of {r.batch_size} real steps, "
-                                          f"{r.interval} outer iterations each")
+    runs = [build_run(exp, resume=args.resume, force=args.force) for exp in exps]
+    summaries = run_each(runs, lambda r: f"; {r.cfg.deployments} deployments of {r.cfg.batch_size} real steps, "
+                                          f"{r.chunks} outer iterations each")
     print(deployment_table(summaries))
     for s in summaries:
         print(f"{s['task']} seed {s['seed']}: run directory {s['run_dir']}/ (deployments.csv, deployments.png, "

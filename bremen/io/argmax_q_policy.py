@@ -62,7 +62,7 @@ class ArgmaxQPolicy:
     kind = KIND
     batched_evaluation = True
     """Each row's noise is seeded by that row alone, so episodes can run side by side on a batch of
-    observations (bremen.loops.evaluation) and act as they would one at a time (up to BLAS rounding)."""
+    observations (bremen.evaluation) and act as they would one at a time (up to BLAS rounding)."""
 
     def __init__(self, fields: dict, arrays: dict, metadata: Optional[dict] = None):
         self.fields = {k: fields.get(k) for k in ("obs_dim", "act_dim", "act_low", "act_high", "hidden_sizes",

@@ -52,7 +52,7 @@ def record_videos(task, policy, out_dir, settings: VideoSettings = VideoSettings
     """
     from tqdm import tqdm
 
-    from bremen.loops.evaluation import EVAL_STREAM, derived_seed
+    from bremen.evaluation import EVAL_STREAM, derived_seed
     from bremen.tasks.rendering import camera_for
 
     try:

@@ -3,7 +3,7 @@
 ``fit`` runs the phases on the data it is given: fit the dynamics ensemble, fit BC, initialize the TRPO
 policy (from BC for BREMEN, fresh for ME-TRPO), then ``outer_iterations`` compiled TRPO chunks on
 imaginary rollouts. After each phase and each chunk it calls ``hooks.step(phase, index, info)``, where
-the run driver evaluates, logs, exports and checkpoints (bremen.loops.run). It knows nothing of the
+the run driver evaluates, logs, exports and checkpoints (bremen.run.driver). It knows nothing of the
 command line, of run directories or of the real-env evaluation.
 
 Every random stream derives from the seed and a phase key, so a run resumed from the checkpoint of any
@@ -27,7 +27,7 @@ from bremen.algos.trpo_value import baseline_fit
 from bremen.errors import UserError
 from bremen.io.checkpoint import CHECKPOINT_FILE, arrays_to_pytree, load_checkpoint, pytree_to_arrays
 from bremen.io.policy_io import NumpyPolicy
-from bremen.loops.evaluation import start_states
+from bremen.evaluation import start_states
 from bremen.models import dynamics as dyn_lib
 from bremen.models.model_env import ModelEnv
 from bremen.models.normalizer import fit_normalization, mean_std, normalize, running_stats_init

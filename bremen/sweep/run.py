@@ -3,7 +3,7 @@
 Before anything runs, every job's command is parsed and resolved exactly as offline.py / recursive.py would
 (a misspelled algorithm, a bad ``--set`` key, a missing dataset: one line, exit 2, nothing started). Jobs
 whose cells are all done are skipped; a cell with a run directory is continued with ``--resume`` (exact
-resume: bremen.loops.run). A failed job is recorded with its error line and the others go on.
+resume: bremen.run.driver). A failed job is recorded with its error line and the others go on.
 
 Local: ``jobs`` worker threads (joblib), each waiting on one subprocess; the subprocesses die with the sweep
 (``PR_SET_PDEATHSIG`` on Linux), so a killed sweep leaves no orphan writing into a run directory. Ray: each job
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from bremen.errors import UserError
-from bremen.loops.run import CONFIG_FILE, changed_settings
+from bremen.run.directory import CONFIG_FILE, changed_settings
 from bremen.sweep.grid import LOGS, SCRIPTS, Index, Job, Spec, cells_of, data_path, jobs_of, run_dir
 
 STOPPED_CODES = (130, -2, -9, -15)  # Ctrl-C, SIGINT, SIGKILL, SIGTERM
@@ -95,14 +95,13 @@ def check_spec(spec: Spec) -> None:
 def check_job(job: Job) -> list:
     """Parse and resolve the job's command as its script would (its Experiments, one per seed): a user mistake
     is one line, before any run."""
-    from bremen.cli.offline import build_parser as offline_parser
-    from bremen.cli.recursive import build_parser as recursive_parser
-    from bremen.experiment import resolve
-
     import argparse
 
+    from bremen.experiment import resolve
+    from bremen.flags import script_parser
+
     script = job.argv[3]
-    parser = offline_parser() if script == "offline" else recursive_parser()
+    parser = script_parser(script)
     parser.exit_on_error = False
     try:
         args, unknown = parser.parse_known_args(job.argv[4:])

@@ -1,4 +1,4 @@
-"""Real-environment evaluation shared by the training loops.
+"""Real-environment evaluation: the run driver's, `bremen evaluate`'s and the tables' (and the derived seeds).
 
 The original's protocol: run the deterministic policy (the Gaussian's mean) for whole
 episodes until at least ``min_steps`` real steps were taken (``num_path_onpol`` × 1000), so tasks that

@@ -46,8 +46,9 @@ from bremen.errors import UserError
 from bremen.io.checkpoint import arrays_to_pytree, load_checkpoint, pytree_to_arrays, save_checkpoint
 from bremen.io.csvlog import CSVLog
 from bremen.io.policy_io import NumpyPolicy, save_policy
-from bremen.loops.evaluation import derived_seed, evaluate
-from bremen.loops.run import TensorBoard, prepare_run_dir
+from bremen.evaluation import derived_seed, evaluate
+from bremen.io.tensorboard import TensorBoard
+from bremen.run.directory import prepare_run_dir
 from bremen.tasks import make
 
 CHECKPOINT = "checkpoint.npz"

@@ -1,0 +1,402 @@
+"""The run driver: one loop over deployments for every algorithm, offline and deployment-limited.
+
+``Run(config, learner, plan).execute()`` trains ``learner`` deployment by deployment. Offline is one
+deployment whose batch is the dataset (bremen.run.deployments.DatasetPlan); a recursive run collects each
+deployment's batch with the learner's current policy (CollectionPlan). For each deployment the learner is
+fitted on the data so far and calls back into this driver's hooks after each phase and chunk
+(bremen.learners.Hooks), where the driver
+
+* evaluates the policy on the real env (deterministic, whole episodes, at least ``eval_steps`` real steps),
+* logs progress.csv, trpo.csv or agent.csv, dynamics.csv, bc.csv and TensorBoard,
+* exports ``policy_bc``, ``policy_best``, ``policy_final`` (and a recursive run's ``policy_deployment<d>``)
+  in the ``weights/`` format,
+* and writes ``checkpoint.npz`` (atomically; the only checkpoint writer of a training run): the learner's
+  arrays and the run's counters, so ``--resume`` after a kill ends as an uninterrupted run would.
+
+A recursive run also ends each deployment with ``FINAL_EPISODES`` evaluation episodes on shared env seeds and
+a row of deployments.csv, and draws deployments.png at the end. Every random stream derives from the seed and
+the phase, deployment or iteration index.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from tqdm import tqdm
+
+from bremen import __version__
+from bremen.evaluation import EnvPool, dataset_return, evaluate_policy, evaluate_steps
+from bremen.io.checkpoint import load_checkpoint, save_checkpoint
+from bremen.io.csvlog import CSVLog
+from bremen.io.policy_io import save_policy
+from bremen.io.tensorboard import TensorBoard
+from bremen.learners.actor_critic import ActorCriticLearner
+from bremen.run.config import RunConfig
+from bremen.run.deployments import CollectionPlan, DatasetPlan
+from bremen.run.directory import CHECKPOINT, CONFIG_FILE, check_same_settings, prepare_run_dir
+from bremen.run.report import DEPLOYMENT_KEYS, FINAL_EPISODES, plot_deployments
+from bremen.errors import UserError
+from bremen.tasks import make as make_task
+
+PROGRESS_KEYS = [
+    "Iteration", "episode_mean", "episode_min", "episode_max", "episode_std", "episodes", "TotalSamples",
+    "advantages_mean", "advantages_max", "advantages_min", "behavior_policy_kl_mean", "behavior_policy_kl_max",
+    "behavior_policy_kl_min", "imagined_return", "step_fraction", "kl_after", "best_return",
+    "model_val_loss", "bc_loss", "bc_return", "trpo_iterations", "step_wise_mse", "time_trpo", "time_eval",
+    "time_total",
+]
+TRPO_KEYS = ["Iteration", "inner", "advantages_mean", "advantages_max", "advantages_min",
+             "behavior_policy_kl_mean", "behavior_policy_kl_max", "behavior_policy_kl_min", "surrogate_before",
+             "surrogate_after", "expected_improvement", "kl_after", "step_fraction", "imagined_return",
+             "episodes", "valid_steps"]
+AGENT_PROGRESS_KEYS = ["Iteration", "updates", "episode_mean", "episode_min", "episode_max", "episode_std", "episodes",
+                       "TotalSamples", "best_return", "time_train", "time_eval", "time_total"]
+TIMING_KEYS = ("time_trpo", "time_eval", "time_total", "time_train")
+EVAL_KEYS = ("episode_mean", "episode_min", "episode_max", "episode_std", "episodes")
+
+
+class Run:
+    """One seed's run (see the module docstring); ``execute()`` returns the summary (also summary.json)."""
+
+    bar_position: Optional[int] = None  # the progress bar's line (seeds trained together: one line each)
+
+    def __init__(self, config: RunConfig, learner, resume: bool = False, force: bool = False, progress: bool = True):
+        self.cfg, self.learner, self.progress = config, learner, progress
+        self.task = make_task(config.task)
+        self.dir = config.run_dir
+        self.model_free = isinstance(learner, ActorCriticLearner)
+        self.plan = (DatasetPlan(config, self.task, self._say) if config.script == "offline" else
+                     CollectionPlan(config, self.task, self._say, progress, self.model_free))
+        if resume and (self.dir / CHECKPOINT).is_file():
+            stored = load_checkpoint(self.dir / CHECKPOINT)[1]["config"]
+            kind = stored.get("script")
+            if kind != config.script:
+                raise UserError(f"--resume: {self.dir} holds a {kind} run; resume it with {kind}.py")
+            check_same_settings(self.dir, stored, config.settings, config.resume_free_keys)
+        self.plan.check()
+        self.resume = prepare_run_dir(self.dir, resume, force)
+        self.chunks = learner.chunks if self.model_free else (
+            config.outer_iterations if config.script == "offline" else config.interval)
+        """Evaluated chunks per deployment: outer iterations, or a model-free agent's chunks of updates."""
+        self.progress_keys = (["Iteration"] + self.plan.progress_keys
+                              + (AGENT_PROGRESS_KEYS if self.model_free else PROGRESS_KEYS)[1:])
+        self.eval_env = self.task.make_env()
+        self.eval_pool = EnvPool(self.task.make_env)  # envs for episodes side by side (batch-acting policies)
+        self.deployment = 0
+
+    @staticmethod
+    def say_for(progress: bool):
+        """How a run (and its learner) print a line: above the progress bars, on stderr; nothing when quiet."""
+        return (lambda msg: tqdm.write(msg, file=sys.stderr)) if progress else (lambda msg: None)
+
+    def _say(self, msg: str) -> None:
+        self.say_for(self.progress)(msg)
+
+    # ------------------------------------------------------------------ the loop
+    def execute(self) -> dict:
+        phase, start, first = self.begin()
+        try:
+            for d in range(first, self.plan.deployments):
+                self.start_deployment(d, phase if d == first else "new", start if d == first else d * self.chunks)
+                if phase != "done" or d != first:
+                    self.learner.fit(self.data, self.train, self.val, self, phase if d == first else "new",
+                                     start if d == first else d * self.chunks, deployment=d, bc_data=self.bc_data,
+                                     end=(d + 1) * self.chunks)
+                self.end_deployment(d)
+        finally:
+            self.tb.close()
+        return self.end()
+
+    def begin(self) -> tuple[str, int, int]:
+        """Restored state and open logs: returns (phase, chunk, deployment) training starts at; phase "done":
+        that deployment's training was finished, only its report is (re)done."""
+        self.best_return, self.best_itr = -np.inf, -1
+        self.bc_return = None
+        self._bars, self._t0, self._phase_times = {}, {}, {}
+        phase, start, first = "new", 0, 0
+        if self.resume:
+            first = load_checkpoint(self.dir / CHECKPOINT)[1].get("deployment", 0)
+            self.deployment = first
+            self.data = self.plan.data_so_far(first, self.learner.policy).all
+            phase, start = self.restore(self.data)
+            said = phase
+            if phase in ("trpo", "train") and start >= (first + 1) * self.chunks:
+                phase = "done"  # the deployment's training was finished; its report may not be
+                reported = CSVLog.existing(self.dir / "deployments.csv") if self.plan.reports_deployments else None
+                if reported and any(int(float(r["deployment"])) == first for r in reported.rows()):
+                    first, phase = first + 1, "new"  # and so was its report
+            where = f" at deployment {first}," if self.plan.deployments > 1 else ""
+            self._say(f"resuming {self.dir}{where} after phase {said!r} at iteration {start}")
+        self.open_logs(start, first)
+        return phase, start, first
+
+    def start_deployment(self, d: int, phase: str, start: int) -> None:
+        """The data so far (collecting deployment ``d``'s batch if it is new) and, when the policy phase is
+        next, the progress bar."""
+        self.deployment, self.first_chunk = d, d * self.chunks
+        self._t_deployment = time.time()
+        sofar = self.plan.data_so_far(d, self.learner.policy)
+        self._time_collect = time.time() - self._t_deployment
+        self.batches, self.data, self.bc_data, self.train, self.val = sofar
+        self.deployed = self.behavior = dataset_return(sofar.batches[-1], self.task.horizon)
+        self._phase_times = {}
+        self._bar = None
+        if phase in ("bc", "trpo") or (self.model_free and phase != "done"):
+            self._start_policy_phase(start)
+
+    def end_deployment(self, d: int) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        if self.plan.reports_deployments:
+            self._report_deployment(d)
+
+    def end(self) -> dict:
+        """After the last deployment: the final export and the summary; the evaluation envs are closed."""
+        try:
+            summary = self._finish()
+            if self.plan.reports_deployments:
+                plot_deployments(self.deploy_log.rows(), self.dir / "deployments.png",
+                                 f"{self.cfg.algorithm} recursive on {self.cfg.task}, seed {self.cfg.seed}")
+            return summary
+        finally:
+            self.eval_pool.close()
+            self.eval_env.close()
+
+    # ------------------------------------------------------------------ checkpoint
+    def save(self, phase: str, itr: int):
+        meta = {"phase": phase, "next_iteration": itr, "best_return": self.best_return, "best_iteration": self.best_itr,
+                "bc_return": self.bc_return, **self.learner.state_meta(), "behavior": self.behavior,
+                "bremen_version": __version__, "config": self.cfg.settings, "deployment": self.deployment}
+        save_checkpoint(self.dir / CHECKPOINT, self.learner.state_arrays(phase), meta)
+
+    def restore(self, data) -> tuple[str, int]:
+        meta = self.learner.restore(self.dir / CHECKPOINT, data)
+        self.best_return, self.best_itr = meta["best_return"], meta["best_iteration"]
+        self.bc_return, self.behavior = meta["bc_return"], meta["behavior"]
+        return meta["phase"], meta["next_iteration"]
+
+    def open_logs(self, start: int, first: int) -> None:
+        """params.json, progress.csv, trpo.csv or agent.csv and deployments.csv (cut back to the checkpoint on
+        resume), TensorBoard."""
+        c = self.cfg
+        (self.dir / CONFIG_FILE).write_text(json.dumps(c.settings, indent=2) + "\n")
+        self.progress_log = CSVLog(self.dir / "progress.csv", self.progress_keys)
+        self.inner_log = None if self.model_free else CSVLog(self.dir / "trpo.csv", TRPO_KEYS)
+        self.agent_log = CSVLog.existing(self.dir / "agent.csv") if self.model_free else None
+        if self.resume:  # drop rows written after the checkpoint
+            for log in (self.progress_log, self.inner_log, self.agent_log):
+                if log is not None:
+                    log.truncate("Iteration", start - 1)
+        if self.plan.reports_deployments:
+            self.deploy_log = CSVLog(self.dir / "deployments.csv", DEPLOYMENT_KEYS)
+            self.deploy_log.truncate("deployment", first - 1)
+        self.tb = TensorBoard(self.dir / "tb", purge_step=start * c.trpo_iterations if self.resume else None)
+
+    # ------------------------------------------------------------------ hooks the learner calls
+    def callback(self, phase: str):
+        c = self.cfg
+        if phase == "model":
+            log = CSVLog(self.dir / "dynamics.csv", ["epoch"] + [f"train_mse_{i}" for i in range(c.ensemble_size)]
+                         + [f"val_mse_{i}" for i in range(c.ensemble_size)])
+            bar = tqdm(total=c.model_epochs, desc="dynamics", unit="epoch", disable=not self.progress, leave=False)
+
+            def cb(epoch, train_mse, val_mse):
+                row = {"epoch": epoch, **{f"train_mse_{i}": float(v) for i, v in enumerate(train_mse)}}
+                if val_mse is not None:
+                    row.update({f"val_mse_{i}": float(v) for i, v in enumerate(val_mse)})
+                    bar.set_postfix(val=f"{np.mean(val_mse):.4f}")
+                log.write(row)
+                bar.update(epoch + 1 - bar.n)
+        else:
+            log = CSVLog(self.dir / "bc.csv", ["step", "loss"])
+            bar = tqdm(total=c.bc_steps, desc="behavior cloning", unit="step", disable=not self.progress, leave=False)
+
+            def cb(step, loss, state):
+                log.write({"step": step, "loss": loss})
+                bar.set_postfix(loss=f"{loss:.4f}")
+                bar.update(step - bar.n)
+        self._bars[phase], self._t0[phase] = bar, time.time()
+        return cb
+
+    def step(self, phase: str, index: int, info: dict):
+        if phase == "model":
+            return self._after_model(info)
+        if phase == "bc":
+            return self._after_bc(info)
+        if phase == "train":
+            return self._after_train(index, info)
+        return self._after_trpo(index, info)
+
+    def _close_bar(self, phase: str) -> float:
+        if phase in self._bars:
+            self._bars.pop(phase).close()
+        seconds = time.time() - self._t0.pop(phase, time.time())
+        self._phase_times[f"time_{phase}"] = seconds
+        return seconds
+
+    def _after_model(self, info: dict) -> None:
+        seconds = self._close_bar("model")
+        if not info["restored"]:
+            self._say(f"dynamics: {info['epochs']} epochs, validation MSE {self.learner.model_val_loss:.4f} "
+                      f"(members {np.array2string(info['val_members'], precision=4)}), {seconds:.0f}s")
+        self.save("model", self.first_chunk)
+
+    def _after_bc(self, info: dict) -> None:
+        seconds = self._close_bar("bc")
+        L = self.learner
+        ev = self.evaluate(L.bc_policy(), -1)
+        self.bc_return = ev["episode_mean"]
+        if not info["restored"]:
+            self._say(f"behavior cloning: loss {L.bc_loss:.4f}, real return {self.bc_return:.1f} "
+                      f"({ev['episodes']} episodes), {seconds:.0f}s")
+        self._export("policy_bc", ev, -1, L.bc_policy(), algorithm="bc")
+        self.save("bc", self.first_chunk)
+        self._start_policy_phase(self.first_chunk)
+
+    def _start_policy_phase(self, start: int) -> None:
+        bc = "" if self.bc_return is None else f", BC return {self.bc_return:.1f}"
+        self._say(f"{self.plan.data_label} return {self.behavior['mean']:.1f} ({self.behavior['episodes']} episodes){bc}")
+        label = self.cfg.label if self.bar_position is None else f"{self.cfg.label} seed {self.cfg.seed}"
+        if self.plan.deployments > 1:
+            label = f"{label} deployment {self.deployment}/{self.plan.deployments - 1}"
+        self._bar = tqdm(total=self.plan.deployments * self.chunks, initial=start, desc=label, unit="itr",
+                         disable=not self.progress, position=self.bar_position)
+        self._t_run = self._t_chunk = time.time()
+
+    def _after_chunk(self, index: int, ev: dict, policy, times: dict, row: dict) -> None:
+        """What every chunk ends with: best export, progress.csv, TensorBoard, bar, checkpoint."""
+        if ev["episode_mean"] > self.best_return:
+            self.best_return, self.best_itr = ev["episode_mean"], index
+            self._export("policy_best", ev, index, policy)
+        for key, seconds in times.items():
+            self._phase_times[key] = self._phase_times.get(key, 0.0) + seconds
+        row = {"Iteration": index, **self.plan.progress_row(self.deployment, self.data, self.deployed),
+               **{k: ev[k] for k in EVAL_KEYS}, "TotalSamples": len(self.data), **row,
+               "best_return": self.best_return, **times, "time_total": time.time() - self._t_run}
+        self.progress_log.write(row)
+        return row
+
+    def _after_trpo(self, itr: int, info: dict):
+        c, L = self.cfg, self.learner
+        iters = c.trpo_iterations
+        t_trpo = time.time() - self._t_chunk
+        t0 = time.time()
+        ev = self.evaluate(L.policy(), itr, record=c.eval_model)
+        t_eval = time.time() - t0
+        for i in range(iters):
+            row = {k: info[k][i] for k in TRPO_KEYS[2:]}
+            self.inner_log.write({"Iteration": itr, "inner": i, **row})
+            for k, v in row.items():
+                self.tb.add_scalar(f"trpo/{k}", float(v), itr * iters + i)
+        extra = {**{k: float(info[k][-1]) for k in TRPO_KEYS[2:9]},
+                 "imagined_return": float(np.mean(info["imagined_return"])),
+                 "step_fraction": float(np.mean(info["step_fraction"])), "kl_after": float(np.mean(info["kl_after"])),
+                 "model_val_loss": L.model_val_loss, "bc_loss": L.bc_loss, "bc_return": self.bc_return,
+                 "trpo_iterations": (itr + 1) * iters}
+        if c.eval_model:
+            extra["step_wise_mse"] = L.model_error(ev["transitions"])
+        row = self._after_chunk(itr, ev, L.policy(), {"time_trpo": t_trpo, "time_eval": t_eval}, extra)
+        for k in ("episode_mean", "episode_min", "episode_max", "best_return", "imagined_return", "kl_after"):
+            self.tb.add_scalar(f"eval/{k}", float(row[k]), itr)
+        self._chunk_done("trpo", itr, ev)
+        if c.save_variables and (itr % 100 == 0 or itr == c.outer_iterations - 1):
+            self._export(f"policy_iter{itr}", ev, itr, L.policy())
+
+    def _after_train(self, chunk: int, info: dict):
+        """A model-free agent's chunk of updates: evaluate, log (progress.csv, agent.csv), export, checkpoint."""
+        t_train, t0 = time.time() - self._t_chunk, time.time()
+        policy = self.learner.policy()
+        ev = self.evaluate(policy, chunk)
+        t_eval = time.time() - t0
+        if self.agent_log is None:
+            self.agent_log = CSVLog(self.dir / "agent.csv", ["Iteration", *sorted(info)])
+        self.agent_log.write({"Iteration": chunk, **info})
+        row = self._after_chunk(chunk, ev, policy, {"time_train": t_train, "time_eval": t_eval},
+                                {"updates": info["updates"]})
+        for k, v in info.items():
+            self.tb.add_scalar(f"train/{k}", float(v), chunk)
+        for k in ("episode_mean", "best_return"):
+            self.tb.add_scalar(f"eval/{k}", float(row[k]), chunk)
+        self._chunk_done("train", chunk, ev)
+
+    def _chunk_done(self, phase: str, index: int, ev: dict) -> None:
+        self.tb.flush()
+        self._bar.update(1)
+        self._bar.set_postfix(ret=f"{ev['episode_mean']:.1f}", best=f"{self.best_return:.1f}")
+        self.save(phase, index + 1)
+        self._t_chunk = time.time()
+
+    def evaluate(self, policy, index: int, record: bool = False) -> dict:
+        """Deterministic episodes on the real env, at least ``eval_steps`` real steps (the original's protocol)."""
+        return evaluate_steps(policy, self.eval_env, self.cfg.eval_steps, self.cfg.seed, index, record=record,
+                              pool=self.eval_pool, horizon=self.task.horizon)
+
+    # ------------------------------------------------------------------ reports and exports
+    def _report_deployment(self, d: int) -> None:
+        """A recursive deployment's end: FINAL_EPISODES episodes on shared env seeds, policy_deployment<d>,
+        a row of deployments.csv."""
+        last = self.progress_log.rows()[-1]
+        t_final = time.time()
+        policy = self.learner.policy()
+        final = evaluate_policy(policy, self.task, FINAL_EPISODES, seed=0)
+        self._export(f"policy_deployment{d}", {"episode_mean": final["mean"], "episode_min": final["min"],
+                                               "episode_max": final["max"], "episodes": FINAL_EPISODES},
+                     (d + 1) * self.chunks - 1, policy,
+                     protocol=f"deterministic mean action, {FINAL_EPISODES} episodes on env seeds {final['env_seeds']}")
+        self._phase_times["time_eval"] = self._phase_times.get("time_eval", 0.0) + time.time() - t_final
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+        self.deploy_log.write({
+            "deployment": d, "real_samples": len(self.data), "batch_size": len(self.batches[-1]),
+            "deployed_return": self.deployed["mean"], "deployed_episodes": self.deployed["episodes"],
+            "eval_return": float(last["episode_mean"]), "final_return": final["mean"],
+            "final_return_stderr": final["stderr"], "final_episodes": FINAL_EPISODES, "best_return": self.best_return,
+            "model_val_loss": self.learner.model_val_loss, "bc_loss": self.learner.bc_loss,
+            "bc_return": self.bc_return, "time_collect": self._time_collect, **self._phase_times,
+            "time_total": time.time() - self._t_deployment, "peak_rss_mb": peak_mb})
+        self._say(f"deployment {d}: {len(self.data)} real samples, deployed policy {self.deployed['mean']:.1f}, "
+                  f"after training {float(last['episode_mean']):.1f}; {FINAL_EPISODES} episodes: {final['mean']:.1f} "
+                  f"± {final['stderr']:.1f} (best so far {self.best_return:.1f})")
+
+    def _finish(self) -> dict:
+        c = self.cfg
+        n_iters = self.plan.deployments * self.chunks
+        last_row = self.progress_log.rows()[-1] if n_iters else {}
+        final_ev = ({**{k: float(last_row[k]) for k in ("episode_mean", "episode_min", "episode_max")},
+                     "episodes": int(float(last_row["episodes"]))} if last_row else {})
+        self._export("policy_final", final_ev, n_iters - 1, self.learner.policy())
+        if c.video_dir:
+            from bremen.io.video import VideoSettings, record_videos
+
+            record_videos(self.task, self.learner.policy(), Path(c.video_dir), VideoSettings(episodes=1), c.seed,
+                          prefix=f"_seed{c.seed}", progress=self.progress, on_written=self._say)
+        summary = {
+            "task": c.task, "algorithm": c.algorithm, "seed": c.seed, "preset": c.preset,
+            "run_dir": str(self.dir), "dataset": str(c.data_path), "n_train": len(self.data),
+            "behavior_return": self.behavior["mean"], "bc_return": self.bc_return,
+            "final_return": final_ev.get("episode_mean"), "best_return": self.best_return,
+            "best_iteration": self.best_itr, "outer_iterations": n_iters,
+            **({"updates": self.learner.config.steps} if self.model_free
+               else {"trpo_iterations": n_iters * c.trpo_iterations}),
+        }
+        if self.plan.reports_deployments:
+            summary.update({"script": "recursive", "deployments": self.plan.deployments, "batch_size": c.batch_size,
+                            "real_samples": len(self.data),
+                            "deployment_returns": [float(r["final_return"]) for r in self.deploy_log.rows()]})
+        (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def _export(self, name: str, ev: dict, itr: int, policy, algorithm: Optional[str] = None,
+                protocol: Optional[str] = None):
+        """``name/`` in the weights/ format, with the return it was evaluated at."""
+        c = self.cfg
+        meta = {"task": c.task, "algorithm": algorithm or c.algorithm, "seed": c.seed, "iteration": itr,
+                "return": {k: ev.get(k) for k in ("episode_mean", "episode_min", "episode_max", "episodes")},
+                "return_protocol": protocol or f"deterministic mean action, >= {c.eval_steps} real steps",
+                **self.plan.export_meta(self.deployment, self.data), "bremen_version": __version__}
+        save_policy(self.dir / name, policy, meta)
