@@ -25,6 +25,7 @@ def learner_config(exp: Experiment) -> ModelBasedConfig:
     return ModelBasedConfig(
         algorithm=f["algorithm"], dynamics=exp.dynamics, bc=exp.bc, trpo=exp.trpo,
         policy_shape=tuple(exp.params.policy.network_shape), outer_iterations=f["onpol_iters"],
+        interval=f["interval"] if exp.script == "recursive" else None,
         bc_init=bool(f["bc_init"]), dataset_normalizer=bool(f["dataset_normalizer"]),
         reinitialize_every_outer_iteration=bool(exp.params.policy.reinitialize_every_itr),
         start_source="s_t" if f["use_s_t"] else "s_0" if f["use_s_0"] else "reset",
@@ -57,12 +58,10 @@ def run_config(exp: Experiment) -> RunConfig:
         label=label_of(f["algorithm"]), run_dir=exp.run_dir, settings=exp.to_dict(),
         resume_free_keys=("flags.onpol_iters",) if exp.script == "offline" else (),
         eval_steps=exp.eval_steps, eval_model=bool(f["eval_model"]), save_variables=bool(f["save_variables"]),
-        video_dir=f["video_dir"] or None, outer_iterations=f["onpol_iters"], trpo_iterations=exp.trpo.iterations,
-        ensemble_size=exp.dynamics.ensemble_size, model_epochs=exp.dynamics.epochs, bc_steps=exp.bc.steps,
+        video_dir=f["video_dir"] or None, outer_iterations=f["onpol_iters"],
         data_path=exp.data_path, noise=f["noise"], n_train=f["n_train"], subsample=f["subsample"],
-        deployments=f.get("deployments", 1), interval=f.get("interval", f["onpol_iters"]),
-        batch_size=f.get("batch_size", 0), all_bc=bool(f.get("all_bc")), initial_data=f.get("initial_data") or None,
-        sampling_noise={"gaussian": exp.trpo.sampling_std, "const_sampling": exp.trpo.const_sampling},
+        deployments=f.get("deployments", 1), batch_size=f.get("batch_size", 0), all_bc=bool(f.get("all_bc")),
+        initial_data=f.get("initial_data") or None,
     )
 
 

@@ -27,9 +27,14 @@ from bremen.algos.brac import read_behavior_policy
 from bremen.errors import UserError
 from bremen.io.checkpoint import CHECKPOINT_FILE, arrays_to_pytree, load_checkpoint, pytree_to_arrays
 from bremen.io.policy_io import policy_from_export
+from bremen.learners import ChunkReport
 from bremen.models.waiting import wait
 
 K_AGENT = 11  # derived key of the agent's initial state (deployment d > 0 without warm start: + d)
+# progress.csv's columns for this learner (the run driver fills all but updates, and puts a recursive run's
+# deployment columns after Iteration)
+PROGRESS_KEYS = ["Iteration", "updates", "episode_mean", "episode_min", "episode_max", "episode_std", "episodes",
+                 "TotalSamples", "best_return", "time_train", "time_eval", "time_total"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,11 @@ class ActorCriticLearner:
     """Trains one agent on the data it is given (see the module docstring)."""
 
     phases = ("train",)
+    chunk_phase = "train"
+    progress_keys = PROGRESS_KEYS
+    detail_log, detail_keys = "agent.csv", None  # agent.csv: Iteration and the agent's info keys, sorted
+    eval_scalars = ("episode_mean", "best_return")
+    tb_steps_per_chunk = 1
 
     def __init__(self, task, config: ActorCriticConfig, seed: int, say: Callable[[str], None] = print):
         self.task, self.config, self.seed, self.say = task, config, int(seed), say
@@ -101,6 +111,18 @@ class ActorCriticLearner:
             self.last_info = mean_info(infos)
             if hooks.step("train", chunk, dict(self.last_info, updates=self.updates_after(chunk - first))) is False:
                 return
+
+    def report(self, chunk: int, info: dict, transitions=None) -> ChunkReport:
+        """A chunk's logs: one agent.csv row (the updates' mean info), progress.csv's ``updates``."""
+        return ChunkReport({"updates": info["updates"]}, [{"Iteration": chunk, **info}],
+                           [(f"train/{k}", float(v), chunk) for k, v in info.items()])
+
+    def sampling_noise(self, policy) -> str:
+        """How the deployed policy samples (a recursive batch's metadata)."""
+        return f"the {policy.kind} policy's own samples"
+
+    def summary(self, chunks: int) -> dict:
+        return {"updates": self.config.steps}
 
     def calls(self, chunk: int) -> list[int]:
         """The updates of each compiled call of this deployment's chunk ``chunk``."""

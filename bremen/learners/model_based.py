@@ -25,9 +25,10 @@ from bremen.algos import bc as bc_lib
 from bremen.algos import trpo as trpo_lib
 from bremen.algos.trpo_value import baseline_fit
 from bremen.errors import UserError
+from bremen.evaluation import start_states
 from bremen.io.checkpoint import CHECKPOINT_FILE, arrays_to_pytree, load_checkpoint, pytree_to_arrays
 from bremen.io.policy_io import NumpyPolicy
-from bremen.evaluation import start_states
+from bremen.learners import ChunkReport, InnerLog
 from bremen.models import dynamics as dyn_lib
 from bremen.models.model_env import ModelEnv
 from bremen.models.normalizer import fit_normalization, mean_std, normalize, running_stats_init
@@ -37,6 +38,19 @@ from bremen.models.waiting import wait
 # phase keys of the derived RNG streams
 K_MODEL, K_BC, K_TRPO, K_POLICY = 1, 2, 3, 4
 PHASES = ("model", "bc", "trpo")
+# progress.csv's columns for this learner (the run driver fills the evaluation's, the times and best_return,
+# and puts a recursive run's deployment columns after Iteration); trpo.csv's, one row per TRPO step
+PROGRESS_KEYS = [
+    "Iteration", "episode_mean", "episode_min", "episode_max", "episode_std", "episodes", "TotalSamples",
+    "advantages_mean", "advantages_max", "advantages_min", "behavior_policy_kl_mean", "behavior_policy_kl_max",
+    "behavior_policy_kl_min", "imagined_return", "step_fraction", "kl_after", "best_return",
+    "model_val_loss", "bc_loss", "bc_return", "trpo_iterations", "step_wise_mse", "time_trpo", "time_eval",
+    "time_total",
+]
+TRPO_KEYS = ["Iteration", "inner", "advantages_mean", "advantages_max", "advantages_min",
+             "behavior_policy_kl_mean", "behavior_policy_kl_max", "behavior_policy_kl_min", "surrogate_before",
+             "surrogate_after", "expected_improvement", "kl_after", "step_fraction", "imagined_return",
+             "episodes", "valid_steps"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,8 @@ class ModelBasedConfig:
     """Hidden sizes of the TRPO policy (a fresh policy when not initialized from BC)."""
     outer_iterations: int
     """TRPO chunks of trpo.iterations steps each (the original's onpol_iters)."""
+    interval: Optional[int] = None
+    """Outer iterations per deployment of a recursive run (the original's interval); None: all of them."""
     bc_init: bool = True
     """Start TRPO from the BC policy's weights and statistics (BREMEN); else from a fresh policy."""
     dataset_normalizer: bool = False
@@ -85,6 +101,12 @@ def imaginary_starts(source: str, data, task, pool_size: int, seed: int) -> np.n
 class ModelBasedLearner:
     """BREMEN / ME-TRPO as a learner the run driver drives (see the module docstring)."""
 
+    phases = PHASES
+    chunk_phase = "trpo"
+    progress_keys = PROGRESS_KEYS
+    detail_log, detail_keys = "trpo.csv", TRPO_KEYS
+    eval_scalars = ("episode_mean", "episode_min", "episode_max", "best_return", "imagined_return", "kl_after")
+
     def __init__(self, task, config: ModelBasedConfig, seed: int, say: Callable[[str], None] = lambda m: None):
         self.task, self.config, self.seed, self.say = task, config, seed, say
         self.key = jax.random.PRNGKey(seed)
@@ -92,6 +114,39 @@ class ModelBasedLearner:
                                             member_mode=config.member_mode)
         self.ens = self.norm = self.bc = self.trpo = None
         self.model_val_loss = self.bc_loss = None
+
+    @property
+    def chunks(self) -> int:
+        """Outer iterations per deployment."""
+        return self.config.interval or self.config.outer_iterations
+
+    @property
+    def tb_steps_per_chunk(self) -> int:
+        return self.config.trpo.iterations
+
+    def sampling_noise(self, policy) -> dict:
+        """How the deployed policy samples (a recursive batch's metadata)."""
+        return {"gaussian": self.config.trpo.sampling_std, "const_sampling": self.config.trpo.const_sampling}
+
+    def report(self, itr: int, info: dict, transitions=None) -> ChunkReport:
+        """An outer iteration's logs: trpo.csv rows and TensorBoard scalars per TRPO step, and progress.csv's
+        columns (the last step's advantages and KL to BC, the chunk's mean imagined return, step fraction and
+        KL; ``transitions``: the evaluation's, for --eval_model's one-step error)."""
+        iters = self.config.trpo.iterations
+        details, scalars = [], []
+        for i in range(iters):
+            row = {k: info[k][i] for k in TRPO_KEYS[2:]}
+            details.append({"Iteration": itr, "inner": i, **row})
+            scalars += [(f"trpo/{k}", float(v), itr * iters + i) for k, v in row.items()]
+        progress = {**{k: float(info[k][-1]) for k in TRPO_KEYS[2:9]},
+                    **{k: float(np.mean(info[k])) for k in ("imagined_return", "step_fraction", "kl_after")},
+                    "model_val_loss": self.model_val_loss, "bc_loss": self.bc_loss, "trpo_iterations": (itr + 1) * iters}
+        if transitions is not None:
+            progress["step_wise_mse"] = self.model_error(transitions)
+        return ChunkReport(progress, details, scalars)
+
+    def summary(self, chunks: int) -> dict:
+        return {"trpo_iterations": chunks * self.config.trpo.iterations}
 
     # ------------------------------------------------------------------ policies
     def gaussian_policy(self, params, stats, metadata: Optional[dict] = None) -> NumpyPolicy:
@@ -206,6 +261,30 @@ class ModelBasedLearner:
         obs, act, nxt = (jnp.asarray(x) for x in transitions)
         return float(_one_step_mse(self.ens.params, self.norm, obs, act, nxt, self.config.dynamics.activation))
 
+    def _model_callback(self, hooks):
+        """The ensemble fit's epochs as dynamics.csv rows (each member's train and validation MSE)."""
+        c = self.config.dynamics
+        members = range(c.ensemble_size)
+        log = hooks.callback("model", InnerLog("dynamics.csv", ["epoch"] + [f"train_mse_{i}" for i in members]
+                                               + [f"val_mse_{i}" for i in members], c.epochs, "dynamics", "epoch"))
+        if log is None:
+            return None
+
+        def cb(epoch, train_mse, val_mse):
+            row = {"epoch": epoch, **{f"train_mse_{i}": float(v) for i, v in enumerate(train_mse)}}
+            postfix = {}
+            if val_mse is not None:
+                row.update({f"val_mse_{i}": float(v) for i, v in enumerate(val_mse)})
+                postfix = {"val": f"{np.mean(val_mse):.4f}"}
+            log(epoch + 1, row, postfix)
+        return cb
+
+    def _bc_callback(self, hooks):
+        """BC's steps as bc.csv rows."""
+        log = hooks.callback("bc", InnerLog("bc.csv", ["step", "loss"], self.config.bc.steps, "behavior cloning", "step"))
+        return None if log is None else (lambda step, loss, state: log(step, {"step": step, "loss": loss},
+                                                                        {"loss": f"{loss:.4f}"}))
+
     # ------------------------------------------------------------------ fit = the phases in order
     def fit(self, data, train, val, hooks, phase: str = "new", start: int = 0, deployment: int = 0,
             bc_data=None, end: Optional[int] = None) -> None:
@@ -220,13 +299,13 @@ class ModelBasedLearner:
                 self.restore_from("dynamics", data)
                 hooks.step("model", 0, {"restored": True})
             else:
-                info = self.fit_model(train, val, hooks.callback("model"), deployment)
+                info = self.fit_model(train, val, self._model_callback(hooks), deployment)
                 hooks.step("model", 0, {"restored": False, **info})
         if phase in ("new", "model"):
             if "bc" in c.restore:
                 self.restore_from("bc", data)
             else:
-                self.fit_bc(bc_data, hooks.callback("bc"), deployment)
+                self.fit_bc(bc_data, self._bc_callback(hooks), deployment)
             self.init_policy(data, deployment)
             for part in ("policy", "value"):
                 if part in c.restore:

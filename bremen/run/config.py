@@ -34,11 +34,6 @@ class RunConfig:
     video_dir: Optional[str] = None
     outer_iterations: int = 1
     """The original's onpol_iters: outer iterations of the whole run (offline: of the dataset)."""
-    trpo_iterations: int = 1
-    """TRPO steps per outer iteration (rows of trpo.csv, TensorBoard's step unit)."""
-    ensemble_size: int = 1
-    model_epochs: int = 1
-    bc_steps: int = 1
     # ---- the data: offline
     data_path: Path = Path()
     noise: str = "pure"
@@ -47,13 +42,9 @@ class RunConfig:
     subsample: str = "prefix"
     # ---- the data: recursive
     deployments: int = 1
-    interval: int = 1
-    """Outer iterations per deployment (model-based learners; a model-free agent runs its whole schedule)."""
     batch_size: int = 0
     """Real steps collected per deployment."""
     all_bc: bool = False
     """BC clones every batch so far instead of the latest."""
     initial_data: Optional[str] = None
     """A dataset that is deployment 0's batch instead of uniform-random actions."""
-    sampling_noise: Optional[dict] = None
-    """How the deployed policy samples (recorded in each batch's metadata)."""

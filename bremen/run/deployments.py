@@ -95,8 +95,10 @@ class CollectionPlan:
     reports_deployments = True
 
     def __init__(self, cfg: RunConfig, task, say: Callable[[str], None], progress: bool = True,
-                 model_free: bool = False):
-        self.cfg, self.task, self.say, self.progress, self.model_free = cfg, task, say, progress, model_free
+                 sampling_noise: Callable = lambda policy: None):
+        self.cfg, self.task, self.say, self.progress = cfg, task, say, progress
+        self.sampling_noise = sampling_noise
+        """How a policy samples, for the batch's metadata (the learner's ``sampling_noise``)."""
         self.deployments = cfg.deployments
         self._batches: dict = {}
 
@@ -124,9 +126,8 @@ class CollectionPlan:
             return self._write(d, batch, policy)
         random = d == 0
         acting = None if random else policy()
-        own = f"the {acting.kind} policy's own samples" if acting is not None else None
         meta = {"deployment": d, "policy": "uniform random" if random else f"{c.algorithm} after deployment {d - 1}",
-                "sampling_noise": None if random else own if self.model_free else c.sampling_noise,
+                "sampling_noise": None if random else self.sampling_noise(acting),
                 "run_dir": str(c.run_dir)}
         self.say(f"deployment {d}: collecting {c.batch_size} real steps with "
                  f"{'uniform random actions' if random else 'the current policy'}")

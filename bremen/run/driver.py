@@ -36,7 +36,6 @@ from bremen.io.checkpoint import load_checkpoint, save_checkpoint
 from bremen.io.csvlog import CSVLog
 from bremen.io.policy_io import save_policy
 from bremen.io.tensorboard import TensorBoard
-from bremen.learners.actor_critic import ActorCriticLearner
 from bremen.run.config import RunConfig
 from bremen.run.deployments import CollectionPlan, DatasetPlan
 from bremen.run.directory import CHECKPOINT, CONFIG_FILE, check_same_settings, prepare_run_dir
@@ -44,19 +43,6 @@ from bremen.run.report import DEPLOYMENT_KEYS, FINAL_EPISODES, plot_deployments
 from bremen.errors import UserError
 from bremen.tasks import make as make_task
 
-PROGRESS_KEYS = [
-    "Iteration", "episode_mean", "episode_min", "episode_max", "episode_std", "episodes", "TotalSamples",
-    "advantages_mean", "advantages_max", "advantages_min", "behavior_policy_kl_mean", "behavior_policy_kl_max",
-    "behavior_policy_kl_min", "imagined_return", "step_fraction", "kl_after", "best_return",
-    "model_val_loss", "bc_loss", "bc_return", "trpo_iterations", "step_wise_mse", "time_trpo", "time_eval",
-    "time_total",
-]
-TRPO_KEYS = ["Iteration", "inner", "advantages_mean", "advantages_max", "advantages_min",
-             "behavior_policy_kl_mean", "behavior_policy_kl_max", "behavior_policy_kl_min", "surrogate_before",
-             "surrogate_after", "expected_improvement", "kl_after", "step_fraction", "imagined_return",
-             "episodes", "valid_steps"]
-AGENT_PROGRESS_KEYS = ["Iteration", "updates", "episode_mean", "episode_min", "episode_max", "episode_std", "episodes",
-                       "TotalSamples", "best_return", "time_train", "time_eval", "time_total"]
 TIMING_KEYS = ("time_trpo", "time_eval", "time_total", "time_train")
 EVAL_KEYS = ("episode_mean", "episode_min", "episode_max", "episode_std", "episodes")
 
@@ -70,9 +56,8 @@ class Run:
         self.cfg, self.learner, self.progress = config, learner, progress
         self.task = make_task(config.task)
         self.dir = config.run_dir
-        self.model_free = isinstance(learner, ActorCriticLearner)
         self.plan = (DatasetPlan(config, self.task, self._say) if config.script == "offline" else
-                     CollectionPlan(config, self.task, self._say, progress, self.model_free))
+                     CollectionPlan(config, self.task, self._say, progress, learner.sampling_noise))
         if resume and (self.dir / CHECKPOINT).is_file():
             stored = load_checkpoint(self.dir / CHECKPOINT)[1]["config"]
             kind = stored.get("script")
@@ -81,11 +66,9 @@ class Run:
             check_same_settings(self.dir, stored, config.settings, config.resume_free_keys)
         self.plan.check()
         self.resume = prepare_run_dir(self.dir, resume, force)
-        self.chunks = learner.chunks if self.model_free else (
-            config.outer_iterations if config.script == "offline" else config.interval)
+        self.chunks = learner.chunks
         """Evaluated chunks per deployment: outer iterations, or a model-free agent's chunks of updates."""
-        self.progress_keys = (["Iteration"] + self.plan.progress_keys
-                              + (AGENT_PROGRESS_KEYS if self.model_free else PROGRESS_KEYS)[1:])
+        self.progress_keys = ["Iteration"] + self.plan.progress_keys + learner.progress_keys[1:]
         self.eval_env = self.task.make_env()
         self.eval_pool = EnvPool(self.task.make_env)  # envs for episodes side by side (batch-acting policies)
         self.deployment = 0
@@ -147,8 +130,9 @@ class Run:
         self.deployed = self.behavior = dataset_return(sofar.batches[-1], self.task.horizon)
         self._phase_times = {}
         self._bar = None
-        if phase in ("bc", "trpo") or (self.model_free and phase != "done"):
-            self._start_policy_phase(start)
+        L = self.learner
+        if phase != "done" and (phase in ("bc", L.chunk_phase) or L.phases[0] == L.chunk_phase):
+            self._start_policy_phase(start)  # else after the phases before the chunks (model, BC)
 
     def end_deployment(self, d: int) -> None:
         if self._bar is not None:
@@ -186,52 +170,40 @@ class Run:
         resume), TensorBoard."""
         c = self.cfg
         (self.dir / CONFIG_FILE).write_text(json.dumps(c.settings, indent=2) + "\n")
+        L = self.learner
         self.progress_log = CSVLog(self.dir / "progress.csv", self.progress_keys)
-        self.inner_log = None if self.model_free else CSVLog(self.dir / "trpo.csv", TRPO_KEYS)
-        self.agent_log = CSVLog.existing(self.dir / "agent.csv") if self.model_free else None
+        self.detail_log = (CSVLog(self.dir / L.detail_log, L.detail_keys) if L.detail_keys
+                           else CSVLog.existing(self.dir / L.detail_log))  # else made with its first row
         if self.resume:  # drop rows written after the checkpoint
-            for log in (self.progress_log, self.inner_log, self.agent_log):
+            for log in (self.progress_log, self.detail_log):
                 if log is not None:
                     log.truncate("Iteration", start - 1)
         if self.plan.reports_deployments:
             self.deploy_log = CSVLog(self.dir / "deployments.csv", DEPLOYMENT_KEYS)
             self.deploy_log.truncate("deployment", first - 1)
-        self.tb = TensorBoard(self.dir / "tb", purge_step=start * c.trpo_iterations if self.resume else None)
+        self.tb = TensorBoard(self.dir / "tb", purge_step=start * L.tb_steps_per_chunk if self.resume else None)
 
     # ------------------------------------------------------------------ hooks the learner calls
-    def callback(self, phase: str):
-        c = self.cfg
-        if phase == "model":
-            log = CSVLog(self.dir / "dynamics.csv", ["epoch"] + [f"train_mse_{i}" for i in range(c.ensemble_size)]
-                         + [f"val_mse_{i}" for i in range(c.ensemble_size)])
-            bar = tqdm(total=c.model_epochs, desc="dynamics", unit="epoch", disable=not self.progress, leave=False)
+    def callback(self, phase: str, log):
+        """A phase's inner loop: its CSV log and a progress bar (bremen.learners.InnerLog)."""
+        csv_log = CSVLog(self.dir / log.file, log.columns)
+        bar = tqdm(total=log.total, desc=log.desc, unit=log.unit, disable=not self.progress, leave=False)
 
-            def cb(epoch, train_mse, val_mse):
-                row = {"epoch": epoch, **{f"train_mse_{i}": float(v) for i, v in enumerate(train_mse)}}
-                if val_mse is not None:
-                    row.update({f"val_mse_{i}": float(v) for i, v in enumerate(val_mse)})
-                    bar.set_postfix(val=f"{np.mean(val_mse):.4f}")
-                log.write(row)
-                bar.update(epoch + 1 - bar.n)
-        else:
-            log = CSVLog(self.dir / "bc.csv", ["step", "loss"])
-            bar = tqdm(total=c.bc_steps, desc="behavior cloning", unit="step", disable=not self.progress, leave=False)
-
-            def cb(step, loss, state):
-                log.write({"step": step, "loss": loss})
-                bar.set_postfix(loss=f"{loss:.4f}")
-                bar.update(step - bar.n)
+        def cb(done: int, row: dict, postfix: dict):
+            csv_log.write(row)
+            if postfix:
+                bar.set_postfix(**postfix)
+            bar.update(done - bar.n)
         self._bars[phase], self._t0[phase] = bar, time.time()
         return cb
 
     def step(self, phase: str, index: int, info: dict):
+        """After the ensemble fit (checkpoint), after BC (its evaluation and export) or after a chunk."""
         if phase == "model":
             return self._after_model(info)
         if phase == "bc":
             return self._after_bc(info)
-        if phase == "train":
-            return self._after_train(index, info)
-        return self._after_trpo(index, info)
+        return self._after_chunk(index, info)
 
     def _close_bar(self, phase: str) -> float:
         if phase in self._bars:
@@ -269,61 +241,38 @@ class Run:
                          disable=not self.progress, position=self.bar_position)
         self._t_run = self._t_chunk = time.time()
 
-    def _after_chunk(self, index: int, ev: dict, policy, times: dict, row: dict) -> None:
-        """What every chunk ends with: best export, progress.csv, TensorBoard, bar, checkpoint."""
+    def _after_chunk(self, index: int, info: dict) -> None:
+        """A chunk (an outer iteration, a model-free agent's chunk of updates): evaluate the policy, log the
+        learner's report and progress.csv, export the best policy, checkpoint."""
+        c, L = self.cfg, self.learner
+        t_chunk, t0 = time.time() - self._t_chunk, time.time()
+        policy = L.policy()
+        ev = self.evaluate(policy, index, record=c.eval_model)
+        t_eval = time.time() - t0
+        report = L.report(index, info, ev.get("transitions"))
+        if self.detail_log is None:
+            first = report.details[0]
+            self.detail_log = CSVLog(self.dir / L.detail_log, ["Iteration", *sorted(k for k in first if k != "Iteration")])
+        for row in report.details:
+            self.detail_log.write(row)
+        for tag, value, tb_step in report.scalars:
+            self.tb.add_scalar(tag, value, tb_step)
         if ev["episode_mean"] > self.best_return:
             self.best_return, self.best_itr = ev["episode_mean"], index
             self._export("policy_best", ev, index, policy)
+        times = {f"time_{L.chunk_phase}": t_chunk, "time_eval": t_eval}
         for key, seconds in times.items():
             self._phase_times[key] = self._phase_times.get(key, 0.0) + seconds
         row = {"Iteration": index, **self.plan.progress_row(self.deployment, self.data, self.deployed),
-               **{k: ev[k] for k in EVAL_KEYS}, "TotalSamples": len(self.data), **row,
-               "best_return": self.best_return, **times, "time_total": time.time() - self._t_run}
+               **{k: ev[k] for k in EVAL_KEYS}, "TotalSamples": len(self.data), **report.progress,
+               "best_return": self.best_return, "bc_return": self.bc_return, **times,
+               "time_total": time.time() - self._t_run}
         self.progress_log.write(row)
-        return row
-
-    def _after_trpo(self, itr: int, info: dict):
-        c, L = self.cfg, self.learner
-        iters = c.trpo_iterations
-        t_trpo = time.time() - self._t_chunk
-        t0 = time.time()
-        ev = self.evaluate(L.policy(), itr, record=c.eval_model)
-        t_eval = time.time() - t0
-        for i in range(iters):
-            row = {k: info[k][i] for k in TRPO_KEYS[2:]}
-            self.inner_log.write({"Iteration": itr, "inner": i, **row})
-            for k, v in row.items():
-                self.tb.add_scalar(f"trpo/{k}", float(v), itr * iters + i)
-        extra = {**{k: float(info[k][-1]) for k in TRPO_KEYS[2:9]},
-                 "imagined_return": float(np.mean(info["imagined_return"])),
-                 "step_fraction": float(np.mean(info["step_fraction"])), "kl_after": float(np.mean(info["kl_after"])),
-                 "model_val_loss": L.model_val_loss, "bc_loss": L.bc_loss, "bc_return": self.bc_return,
-                 "trpo_iterations": (itr + 1) * iters}
-        if c.eval_model:
-            extra["step_wise_mse"] = L.model_error(ev["transitions"])
-        row = self._after_chunk(itr, ev, L.policy(), {"time_trpo": t_trpo, "time_eval": t_eval}, extra)
-        for k in ("episode_mean", "episode_min", "episode_max", "best_return", "imagined_return", "kl_after"):
-            self.tb.add_scalar(f"eval/{k}", float(row[k]), itr)
-        self._chunk_done("trpo", itr, ev)
-        if c.save_variables and (itr % 100 == 0 or itr == c.outer_iterations - 1):
-            self._export(f"policy_iter{itr}", ev, itr, L.policy())
-
-    def _after_train(self, chunk: int, info: dict):
-        """A model-free agent's chunk of updates: evaluate, log (progress.csv, agent.csv), export, checkpoint."""
-        t_train, t0 = time.time() - self._t_chunk, time.time()
-        policy = self.learner.policy()
-        ev = self.evaluate(policy, chunk)
-        t_eval = time.time() - t0
-        if self.agent_log is None:
-            self.agent_log = CSVLog(self.dir / "agent.csv", ["Iteration", *sorted(info)])
-        self.agent_log.write({"Iteration": chunk, **info})
-        row = self._after_chunk(chunk, ev, policy, {"time_train": t_train, "time_eval": t_eval},
-                                {"updates": info["updates"]})
-        for k, v in info.items():
-            self.tb.add_scalar(f"train/{k}", float(v), chunk)
-        for k in ("episode_mean", "best_return"):
-            self.tb.add_scalar(f"eval/{k}", float(row[k]), chunk)
-        self._chunk_done("train", chunk, ev)
+        for k in L.eval_scalars:
+            self.tb.add_scalar(f"eval/{k}", float(row[k]), index)
+        self._chunk_done(L.chunk_phase, index, ev)
+        if c.save_variables and (index % 100 == 0 or index == c.outer_iterations - 1):
+            self._export(f"policy_iter{index}", ev, index, policy)
 
     def _chunk_done(self, phase: str, index: int, ev: dict) -> None:
         self.tb.flush()
@@ -381,8 +330,7 @@ class Run:
             "behavior_return": self.behavior["mean"], "bc_return": self.bc_return,
             "final_return": final_ev.get("episode_mean"), "best_return": self.best_return,
             "best_iteration": self.best_itr, "outer_iterations": n_iters,
-            **({"updates": self.learner.config.steps} if self.model_free
-               else {"trpo_iterations": n_iters * c.trpo_iterations}),
+            **self.learner.summary(n_iters),
         }
         if self.plan.reports_deployments:
             summary.update({"script": "recursive", "deployments": self.plan.deployments, "batch_size": c.batch_size,
