@@ -85,16 +85,18 @@ def plot(res: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(res), figsize=(5 * len(res), 3.8), squeeze=False)
-    colors = {a: f"C{i}" for i, a in enumerate(sorted({a for algs in res.values() for a in algs}))}
+    fig, axes = plt.subplots(1, len(res), figsize=(6 * len(res), 4.4), squeeze=False)
+    names = sorted({a for algs in res.values() for a in algs})
+    colors = {a: plt.get_cmap("tab10")(i % 10) for i, a in enumerate(names)}
     for ax, (task, algs) in zip(axes[0], sorted(res.items())):
         for algorithm, r in sorted(algs.items()):
             d = np.arange(len(r["return_mean"]))
             m = np.array(r["return_mean"])
             se = np.array([0.0 if v is None else v for v in r["return_stderr"]])
-            ax.plot(d, m, "o-", color=colors[algorithm],
+            model_based = algorithm.split("/")[-1] in ("bremen", "me_trpo")
+            ax.plot(d, m, "o-" if model_based else "s--", color=colors[algorithm], alpha=1.0 if model_based else 0.8,
                     label=f"{algorithm} ({len(r['seeds'])} seed{'s' if len(r['seeds']) > 1 else ''})")
-            ax.fill_between(d, m - se, m + se, color=colors[algorithm], alpha=0.25)
+            ax.fill_between(d, m - se, m + se, color=colors[algorithm], alpha=0.2 if model_based else 0.1)
         ax.set_xticks(d)
         ax.set_title(f"{task}: return after each deployment")
         ax.set_xlabel(f"deployment ({r['real_samples'][0] // 1000}k real steps each)")
