@@ -34,6 +34,8 @@ def prepare_run_dir(run_dir: Path, resume: bool, force: bool, what: str = "run d
             # a run stopped before its first checkpoint (the model fit): its partial logs are redone
             shutil.rmtree(run_dir)
         resume = False
+    if resume:
+        remove_partial_writes(run_dir)
     if not resume and run_dir.exists() and any(run_dir.iterdir()):
         if not force:
             raise UserError(f"run directory {run_dir} already exists; pass --resume to continue it, "
@@ -41,6 +43,17 @@ def prepare_run_dir(run_dir: Path, resume: bool, force: bool, what: str = "run d
         shutil.rmtree(run_dir)
     writable_dir(run_dir, what)
     return resume
+
+
+def remove_partial_writes(run_dir: Path) -> None:
+    """What a killed process's atomic writes leave behind: their temporary files and directories (``.NAME.<hex>.tmp``,
+    bremen.io.atomic and save_policy) and a replaced policy directory (``.NAME.<hex>.old``). The destinations
+    themselves are whole; the resumed run redoes the step whose write was cut."""
+    for leftover in sorted(run_dir.rglob(".*.tmp")) + sorted(run_dir.rglob(".*.old")):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        elif leftover.exists():
+            leftover.unlink()
 
 
 # Settings a resumed run may change: where the run lives and how the command named it or its sibling seeds.
