@@ -110,6 +110,11 @@ def test_kill_in_any_phase_then_resume_ends_as_an_uninterrupted_run(algorithm, s
     logs += ["deployments.csv"] if script == "recursive" else []
     for name in logs:
         assert rows(run / name) == rows(full / name), f"{name} differs after a kill in {phase}"
+    if script == "recursive":  # the time spent before the kill is counted too
+        phases_timed = ("time_model", "time_bc", "time_trpo") if algorithm in MODEL_BASED else ("time_train",)
+        with open(run / "deployments.csv") as f:
+            for r in csv.DictReader(f):
+                assert all(r[k] not in ("", "0.0") for k in phases_timed + ("time_eval", "time_total")), r
     with np.load(full / "policy_final" / "policy.npz") as a, np.load(run / "policy_final" / "policy.npz") as b:
         assert sorted(a.files) == sorted(b.files)
         for k in a.files:

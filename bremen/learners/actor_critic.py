@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from bremen.algos.agent import Spec, batch_from_arrays, update_many
-from bremen.algos.brac import read_behavior_policy
+from bremen.algos.brac_config import read_behavior_policy
 from bremen.errors import UserError
 from bremen.io.checkpoint import CHECKPOINT_FILE, arrays_to_pytree, load_checkpoint, pytree_to_arrays
 from bremen.io.policy_io import policy_from_export

@@ -102,9 +102,12 @@ class Run:
         self.best_return, self.best_itr = -np.inf, -1
         self.bc_return = None
         self._bars, self._t0, self._phase_times = {}, {}, {}
+        self._timing = None  # a resumed deployment's time spent before its checkpoint
         phase, start, first = "new", 0, 0
         if self.resume:
-            first = load_checkpoint(self.dir / CHECKPOINT)[1].get("deployment", 0)
+            meta = load_checkpoint(self.dir / CHECKPOINT)[1]
+            first = meta.get("deployment", 0)
+            self._timing = meta.get("timing")
             self.deployment = first
             self.data = self.plan.data_so_far(first, self.learner.policy).all
             phase, start = self.restore(self.data)
@@ -129,6 +132,11 @@ class Run:
         self.batches, self.data, self.bc_data, self.train, self.val = sofar
         self.deployed = self.behavior = dataset_return(sofar.batches[-1], self.task.horizon)
         self._phase_times = {}
+        if self._timing and phase != "new":  # deployments.csv counts the time before the kill too
+            self._phase_times = dict(self._timing["phases"])
+            self._time_collect = self._timing["collect"]
+            self._t_deployment -= self._timing["deployment"]
+        self._timing = None
         self._bar = None
         L = self.learner
         if phase != "done" and (phase in ("bc", L.chunk_phase) or L.phases[0] == L.chunk_phase):
@@ -156,7 +164,9 @@ class Run:
     def save(self, phase: str, itr: int):
         meta = {"phase": phase, "next_iteration": itr, "best_return": self.best_return, "best_iteration": self.best_itr,
                 "bc_return": self.bc_return, **self.learner.state_meta(), "behavior": self.behavior,
-                "bremen_version": __version__, "config": self.cfg.settings, "deployment": self.deployment}
+                "bremen_version": __version__, "config": self.cfg.settings, "deployment": self.deployment,
+                "timing": {"phases": self._phase_times, "collect": self._time_collect,
+                           "deployment": time.time() - self._t_deployment}}
         save_checkpoint(self.dir / CHECKPOINT, self.learner.state_arrays(phase), meta)
 
     def restore(self, data) -> tuple[str, int]:
