@@ -11,35 +11,64 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from bremen.errors import UserError
 
 MODEL_BASED = ("bremen", "me_trpo")
-# name -> (module, agent class, config class)
-AGENTS = {
-    "bc": ("bremen.algos.bc_baseline", "BC", "BCConfig"),
-    "bcq": ("bremen.algos.bcq", "BCQ", "BCQConfig"),
-    "bear": ("bremen.algos.bear", "BEAR", "BEARConfig"),
-    "brac_primal": ("bremen.algos.brac", "BRAC", "BRACConfig"),
-    "brac_dual": ("bremen.algos.brac", "BRAC", "BRACConfig"),
-    "sac": ("bremen.algos.sac_agent", "SACAgent", "SACAgentConfig"),
-}
-MODEL_FREE = tuple(AGENTS)
-ALGORITHMS = MODEL_BASED + MODEL_FREE
-LABELS = {"bc": "BC", "bcq": "BCQ", "bear": "BEAR", "brac_primal": "BRAC (primal)", "brac_dual": "BRAC (dual)",
-          "sac": "SAC"}
+
+
+class Entry(NamedTuple):
+    """Where a model-free agent lives: its module, agent class, config class (names in the module) and label."""
+
+    module: str
+    agent: str
+    config: str
+    label: str
+
+
+AGENTS: dict[str, Entry] = {}
+
+
+def register(name: str, module: str, agent: str, config: str, label: str) -> None:
+    """Make agent ``name`` known to every command (``--algorithm name``, ``--set algo.key=value``, sweeps,
+    tables). ``module`` is imported when the agent is first used; it holds the agent class, the config class,
+    ``validate(config)`` and ``PRESETS`` (``{"paper": {...}, "cpu": {...}, "smoke": {...}}``), optionally
+    ``OPTION_NAMES``, ``config_for(name)`` and ``finalize(config)`` (see docs/architecture.md)."""
+    if name in AGENTS or name in MODEL_BASED:
+        raise ValueError(f"an algorithm named {name!r} is registered already")
+    AGENTS[name] = Entry(module, agent, config, label)
+
+
+register("bc", "bremen.algos.bc_baseline", "BC", "BCConfig", "BC")
+register("bcq", "bremen.algos.bcq", "BCQ", "BCQConfig", "BCQ")
+register("bear", "bremen.algos.bear", "BEAR", "BEARConfig", "BEAR")
+register("brac_primal", "bremen.algos.brac", "BRAC", "BRACConfig", "BRAC (primal)")
+register("brac_dual", "bremen.algos.brac", "BRAC", "BRACConfig", "BRAC (dual)")
+register("sac", "bremen.algos.sac_agent", "SACAgent", "SACAgentConfig", "SAC")
+
+
+def __getattr__(name: str):
+    """``MODEL_FREE``, ``ALGORITHMS`` and ``LABELS``: views of the registered agents (a module attribute, so a
+    later ``register`` shows)."""
+    if name == "MODEL_FREE":
+        return tuple(AGENTS)
+    if name == "ALGORITHMS":
+        return MODEL_BASED + tuple(AGENTS)
+    if name == "LABELS":
+        return {n: e.label for n, e in AGENTS.items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def module(name: str):
-    return importlib.import_module(AGENTS[name][0])
+    return importlib.import_module(AGENTS[name].module)
 
 
 def default_config(name: str):
     mod = module(name)
     if hasattr(mod, "config_for"):
         return mod.config_for(name)
-    return getattr(mod, AGENTS[name][2])()
+    return getattr(mod, AGENTS[name].config)()
 
 
 def option_names(name: str) -> dict:
@@ -50,7 +79,7 @@ def option_names(name: str) -> dict:
 def all_option_names() -> dict:
     """Every baseline option name → the algorithms that have it."""
     out: dict = {}
-    for name in MODEL_FREE:
+    for name in AGENTS:
         for opt in option_names(name):
             out.setdefault(opt, []).append(name)
     return out
@@ -98,7 +127,7 @@ def agent_config(name: str, preset: str = "paper", options: Optional[dict] = Non
                  settings: Optional[dict] = None):
     """The typed config of algorithm ``name`` (see the module docstring)."""
     if name not in AGENTS:
-        raise UserError(f"--algorithm {name!r} is not one of {', '.join(ALGORITHMS)}")
+        raise UserError(f"--algorithm {name!r} is not one of {', '.join(MODEL_BASED + tuple(AGENTS))}")
     mod = module(name)
     config = default_config(name)
     presets = getattr(mod, "PRESETS", {})
@@ -117,4 +146,4 @@ def agent_config(name: str, preset: str = "paper", options: Optional[dict] = Non
 
 
 def make_agent(name: str, spec, config):
-    return getattr(module(name), AGENTS[name][1])(spec, config)
+    return getattr(module(name), AGENTS[name].agent)(spec, config)
