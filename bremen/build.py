@@ -70,6 +70,6 @@ def build_run(exp: Experiment, resume: bool = False, force: bool = False, progre
     directory's own checks)."""
     from bremen.tasks import make
 
-    config = run_config(exp)
-    learner = make_learner(exp, make(exp.task), Run.say_for(progress))
-    return Run(config, learner, resume=resume, force=force, progress=progress)
+    task = make(exp.task)
+    learner = make_learner(exp, task, Run.say_for(progress))
+    return Run(run_config(exp), learner, resume=resume, force=force, progress=progress, task=task)

@@ -52,14 +52,17 @@ class Run:
 
     bar_position: Optional[int] = None  # the progress bar's line (seeds trained together: one line each)
 
-    def __init__(self, config: RunConfig, learner, resume: bool = False, force: bool = False, progress: bool = True):
+    def __init__(self, config: RunConfig, learner, resume: bool = False, force: bool = False, progress: bool = True,
+                 task=None):
         self.cfg, self.learner, self.progress = config, learner, progress
-        self.task = make_task(config.task)
+        self.task = task if task is not None else make_task(config.task)
         self.dir = config.run_dir
         self.plan = (DatasetPlan(config, self.task, self._say) if config.script == "offline" else
                      CollectionPlan(config, self.task, self._say, progress, learner.sampling_noise))
+        self._stored = None  # the checkpoint's meta, read once
         if resume and (self.dir / CHECKPOINT).is_file():
-            stored = load_checkpoint(self.dir / CHECKPOINT)[1]["config"]
+            self._stored = load_checkpoint(self.dir / CHECKPOINT)[1]
+            stored = self._stored["config"]
             kind = stored.get("script")
             if kind != config.script:
                 raise UserError(f"--resume: {self.dir} holds a {kind} run; resume it with {kind}.py")
@@ -86,11 +89,12 @@ class Run:
         phase, start, first = self.begin()
         try:
             for d in range(first, self.plan.deployments):
-                self.start_deployment(d, phase if d == first else "new", start if d == first else d * self.chunks)
-                if phase != "done" or d != first:
-                    self.learner.fit(self.data, self.train, self.val, self, phase if d == first else "new",
-                                     start if d == first else d * self.chunks, deployment=d, bc_data=self.bc_data,
-                                     end=(d + 1) * self.chunks)
+                if d > first:
+                    phase, start = "new", d * self.chunks
+                self.start_deployment(d, phase, start)
+                if phase != "done":
+                    self.learner.fit(self.data, self.train, self.val, self, phase, start, deployment=d,
+                                     bc_data=self.bc_data, end=(d + 1) * self.chunks)
                 self.end_deployment(d)
         finally:
             self.tb.close()
@@ -105,7 +109,7 @@ class Run:
         self._timing = None  # a resumed deployment's time spent before its checkpoint
         phase, start, first = "new", 0, 0
         if self.resume:
-            meta = load_checkpoint(self.dir / CHECKPOINT)[1]
+            meta = self._stored
             first = meta.get("deployment", 0)
             self._timing = meta.get("timing")
             self.deployment = first
