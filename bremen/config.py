@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bremen.errors import UserError
+from bremen.values import parse_setting
 
 
 @dataclass
@@ -180,14 +181,8 @@ def apply_overrides(params: ParamFile, overrides: list[str]) -> ParamFile:
     data = params_to_dict(params)
     ignored = data.pop("ignored")
     for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. --set dynamics.epochs=200")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        *path, last = key.strip().split(".")
+        key, value = parse_setting(item)
+        *path, last = key.split(".")
         node = data
         for part in path:
             if not isinstance(node.get(part), dict):

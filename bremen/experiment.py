@@ -38,6 +38,7 @@ from bremen.flags import NOISES
 from bremen.models.dynamics import DynamicsConfig
 from bremen.models.model_env import static_bound
 from bremen.tasks import make as make_task
+from bremen.values import parse_setting
 
 # The original README's per-task settings.
 PAPER_TASK_FLAGS = {
@@ -47,8 +48,9 @@ PAPER_TASK_FLAGS = {
     "hopper": {"target_kl": 0.05, "max_path_length": 1000},
     "walker2d": {"target_kl": 0.05, "max_path_length": 1000},
 }
-PAPER_FLAGS = {"gaussian": 0.1, "const_sampling": True, "bc_init": True, "alpha": 0.0, "n_train": 1_000_000,
-               "trpo_batch_size": 50_000, "ensemble_model_count": 5}
+# The published runs' flags beyond the typed configs' defaults (which already are the published runs' values:
+# --gaussian 0.1 --const_sampling, alpha 0, 50k-step TRPO batches, 5 models; see TYPED_FLAG_DEFAULTS).
+PAPER_FLAGS = {"bc_init": True}
 PAPER_SCRIPT_FLAGS = {"offline": {"onpol_iters": 250}, "recursive": {"onpol_iters": 400, "interval": 80,
                                                                      "n_train": 1_000_000}}
 
@@ -90,14 +92,21 @@ ALGORITHM_LABELS = {"bremen": "BREMEN", me_trpo.NAME: me_trpo.LABEL}
 # episodes (README, Results: 1.38x BC over 3 seeds, against 0.70x from resets). ``--no_use_s_t`` undoes it.
 PRESET_TASK_FLAGS: dict[str, dict[str, dict[str, Any]]] = {"cpu": {"hopper": {"use_s_t": True}}}
 # Flags with the original scripts' defaults, used when neither a preset nor the command line sets them.
-ORIGINAL_DEFAULTS = {"onpol_iters": 500, "interval": 80, "max_path_length": 1000, "trpo_batch_size": 50_000,
-                     "random_seeds": [1234, 4321, 2341, 3341, 789], "n_train": 1_000_000, "alpha": 0.0,
-                     "target_kl": 0.01, "ensemble_model_count": 5, "gaussian": 1.0}
+ORIGINAL_DEFAULTS = {"onpol_iters": 500, "interval": 80, "random_seeds": [1234, 4321, 2341, 3341, 789],
+                     "n_train": 1_000_000}
+_TRPO, _DYNAMICS = TRPOConfig(), DynamicsConfig()
+# Flags that are a field of a typed config take its default: one default per setting. Those are the published
+# runs' values; the original CLI's own defaults (--target_kl 0.01, --gaussian 1.0 without --const_sampling) were
+# used by none of its README's commands. A task without PAPER_TASK_FLAGS (a gymnasium id) gets delta 0.05, H 1000.
+TYPED_FLAG_DEFAULTS = {"target_kl": _TRPO.target_kl, "gaussian": _TRPO.sampling_std,
+                       "const_sampling": _TRPO.const_sampling, "alpha": _TRPO.alpha, "max_path_length": _TRPO.horizon,
+                       "trpo_batch_size": _TRPO.batch_size, "ensemble_model_count": _DYNAMICS.ensemble_size,
+                       "fisher_subsample": _TRPO.fisher_subsample, "line_search_kl": _TRPO.line_search_kl}
 BOOL_FLAGS = ("padded_batch", "consistent_likelihood", "bootstrap_truncation", "restore_best_model", "param_value", "save_variables", "restore_bc_variables", "restore_policy_variables",
               "restore_dynamics_variables", "restore_offline_data", "restore_value", "bc_init", "use_s_t",
               "use_s_0", "pretrain_value", "const_sampling", "all_bc", "eval_model")
-EXTRA_DEFAULTS = {"start_pool_size": 10_000, "bc_steps_per_call": 10_000, "member_mode": "batch", "fisher_subsample": 1,
-                  "line_search_kl": None, "subsample": "prefix", "dataset_normalizer": False, "reinit_agent": False}
+EXTRA_DEFAULTS = {"start_pool_size": 10_000, "bc_steps_per_call": 10_000, "member_mode": "batch",
+                  "subsample": "prefix", "dataset_normalizer": False, "reinit_agent": False}
 
 
 @dataclass
@@ -164,6 +173,7 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
 
     flags: dict[str, Any] = dict(ORIGINAL_DEFAULTS, **EXTRA_DEFAULTS)
     flags.update({k: False for k in BOOL_FLAGS})
+    flags.update(TYPED_FLAG_DEFAULTS)
     flags.update(PAPER_FLAGS)
     flags.update(PAPER_TASK_FLAGS.get(args.env, {}))
     flags.update(PAPER_SCRIPT_FLAGS.get(script, {}))
@@ -301,10 +311,8 @@ def _algo_settings(overrides: list, algorithm: str) -> dict:
         if algorithm not in registry.MODEL_FREE:
             raise UserError(f"--set {o}: algo.* settings belong to the model-free algorithms "
                             f"({', '.join(registry.MODEL_FREE)}); {algorithm} is set through the param file")
-        key, sep, value = o[len("algo."):].partition("=")
-        if not sep or not key:
-            raise UserError(f"--set {o}: give algo.KEY=VALUE, e.g. --set algo.batch_size=256")
-        out[key] = value
+        key, value = parse_setting(o, example="algo.batch_size=256")
+        out[key[len("algo."):]] = value
     return out
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 from typing import Any, NamedTuple, Optional
 
 from bremen.errors import UserError
+from bremen.values import parse_value
 
 MODEL_BASED = ("bremen", "me_trpo")
 
@@ -85,26 +85,18 @@ def all_option_names() -> dict:
     return out
 
 
-def _parse(value: Any, current: Any, where: str):
-    """A command-line string as the type of the field's current value."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if text.lower() in ("none", "null"):
-        return None
+def _coerce(value: Any, current: Any, where: str):
+    """A setting's value (text from the command line is parsed by bremen.values) as the type of the field's
+    current value."""
+    parsed = parse_value(value)
     if isinstance(current, bool):
-        if text.lower() in ("true", "1", "yes"):
-            return True
-        if text.lower() in ("false", "0", "no"):
-            return False
+        if isinstance(parsed, str) and parsed.lower() in ("true", "yes", "false", "no"):
+            return parsed.lower() in ("true", "yes")
+        if isinstance(parsed, bool) or parsed in (0, 1):
+            return bool(parsed)
         raise UserError(f"{where}: {value!r} is not a boolean; give true or false")
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError:
-        parsed = text
     if isinstance(current, tuple) or isinstance(parsed, list):
-        items = parsed if isinstance(parsed, list) else [int(v) for v in text.strip("()[]").split(",") if v.strip()]
-        return tuple(items)
+        return tuple(parsed) if isinstance(parsed, (list, tuple)) else (parsed,)
     if isinstance(current, float) and isinstance(parsed, int) and not isinstance(parsed, bool):
         return float(parsed)
     if isinstance(current, (int, float)) and not isinstance(parsed, (int, float)):
@@ -119,7 +111,7 @@ def _apply(config, changes: dict, source: str):
         if key not in fields:
             raise UserError(f"{source}: {key!r} is not a setting of {type(config).__name__}; known: "
                             f"{', '.join(sorted(fields))}")
-        out[key] = _parse(value, getattr(config, key), f"{source} {key}")
+        out[key] = _coerce(value, getattr(config, key), f"{source} {key}")
     return dataclasses.replace(config, **out)
 
 
