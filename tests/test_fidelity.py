@@ -47,10 +47,11 @@ def test_bc_init_copies_weights_and_normalizer(tmp_path):
                                       str(tmp_path / "d.h5"), "--log_dir", str(tmp_path / "run")])
     offline_run = build_run(resolve(args)[0])
     data = offline_run.plan.data_so_far(0)
-    run = offline_run.learner
-    run.fit_model(data.train, data.val)
+    learner = offline_run.learner
+    learner.fit_model(data.train, data.val)
+    run = learner.optimizer
     run.fit_bc(data.all)
-    run.init_policy(data.all)
+    run.init_policy(learner.model(), data.all)
     for a, b in zip(jax.tree.leaves(run.trpo.policy), jax.tree.leaves(run.bc.params)):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(run.trpo.stats, run.bc.stats):
@@ -78,22 +79,24 @@ def test_later_deployments_warm_start_the_model_and_accumulate_bc_statistics(hop
                                           "--log_dir", str(tmp_path / algorithm), *extra])
         L = ModelBasedLearner(T.make("hopper"), learner_config(resolve(args)[0]), seed=0)
         tr, va = first.split(0.15, by="order")
-        L.fit_model(tr, va)
+        M = L
+        M.fit_model(tr, va)
+        L = M.optimizer
         L.fit_bc(first)
-        L.init_policy(first)
-        L.trpo_chunk(0)
+        L.init_policy(M.model(), first)
+        L.chunk(0, M.model())
         bc_count, policy_before = float(L.bc.stats.count), L.trpo.policy
-        step_before = int(L.ens.opt_state[0].count)
+        step_before = int(M.ens.opt_state[0].count)
         tr2, va2 = second.split(0.15, by="order")
-        L.fit_model(tr2, va2, deployment=1)
-        assert int(L.ens.opt_state[0].count) > step_before, "Adam moments carried over (warm start)"
+        M.fit_model(tr2, va2, deployment=1)
+        assert int(M.ens.opt_state[0].count) > step_before, "Adam moments carried over (warm start)"
         L.fit_bc(second, deployment=1)
         assert float(L.bc.stats.count) == bc_count + len(second), "BC statistics count every batch"
-        L.init_policy(second, deployment=1)
+        L.init_policy(M.model(), second, deployment=1)
         same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(L.trpo.policy), jax.tree.leaves(policy_before)))
         copied = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(L.trpo.policy), jax.tree.leaves(L.bc.params)))
         if algorithm == "bremen":
             assert copied and not same
         else:
             assert same and not copied
-        assert L.trpo.ens_params is L.ens.params
+        assert L.trpo.ens_params is M.ens.params

@@ -15,7 +15,7 @@ from conftest import one_line_error
 
 import bremen.tasks as T
 from bremen.data import load_dataset
-from bremen.learners.model_based import imaginary_starts
+from bremen.learners.trpo_optimizer import imaginary_starts
 from bremen.run.driver import TIMING_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -283,9 +283,9 @@ def test_me_trpo_policy_is_fresh_and_normalized_like_bc_while_no_bc_init_keeps_q
         data = run.plan.data_so_far(0)
         learner = run.learner
         learner.fit_model(data.train, data.val)
-        learner.fit_bc(data.all)
-        learner.init_policy(data.all)
-        runs[name] = learner
+        learner.optimizer.fit_bc(data.all)
+        learner.optimizer.init_policy(learner.model(), data.all)
+        runs[name] = learner.optimizer
     m, q = runs["me_trpo"], runs["no_bc_init"]
     assert not np.allclose(jax_leaves(m.trpo.policy)[-2], jax_leaves(m.bc.params)[-2]), "not the BC weights"
     for a, b in zip(jax_leaves(m.trpo.policy), jax_leaves(q.trpo.policy)):

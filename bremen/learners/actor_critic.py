@@ -103,14 +103,13 @@ class ActorCriticLearner:
         if phase == "new":
             start = first
         device_data = device_batch(data)
-        for chunk in range(start, end):
-            infos = []
-            for n in self.calls(chunk - first):
-                self.state, info = update_many(self.agent, self.state, device_data, n, c.batch_size)
-                infos.append((n, jax.device_get(wait(info))))
-            self.last_info = mean_info(infos)
-            if hooks.step("train", chunk, dict(self.last_info, updates=self.updates_after(chunk - first))) is False:
-                return
+
+        def after(chunk, state, infos):
+            self.state, self.last_info = state, mean_info(infos)
+            return state, hooks.step("train", chunk, dict(self.last_info, updates=self.updates_after(chunk - first))) is False
+
+        self.state = run_chunks(self.state, range(start, end), lambda chunk: self.calls(chunk - first),
+                                lambda state, n: update_many(self.agent, state, device_data, n, c.batch_size), after)
 
     def report(self, chunk: int, info: dict, transitions=None) -> ChunkReport:
         """A chunk's logs: one agent.csv row (the updates' mean info), progress.csv's ``updates``."""
@@ -154,6 +153,21 @@ class ActorCriticLearner:
                             f"start over with --force")
         self.last_info = meta.get("agent_info", {})
         return meta
+
+
+def run_chunks(state, chunks, calls: Callable, update: Callable, after_chunk: Callable):
+    """The agents' training loop, for one seed (ActorCriticLearner.fit) or a vmapped stack (fit_seeds): for each
+    chunk, the compiled calls of ``calls(chunk)`` updates each (``update(state, n)`` → (state, info)), then
+    ``after_chunk(chunk, state, [(n, info), ...])`` → (state, stop). Returns the last state."""
+    for chunk in chunks:
+        infos = []
+        for n in calls(chunk):
+            state, info = update(state, n)
+            infos.append((n, jax.device_get(wait(info))))
+        state, stop = after_chunk(chunk, state, infos)
+        if stop:
+            break
+    return state
 
 
 def device_batch(data):
@@ -209,11 +223,8 @@ def fit_seeds(learners: Sequence[ActorCriticLearner], datasets: Sequence, hooks:
     lead = int(np.argmin(starts))  # a seed of the earliest start: its counter is the stack's until the others rejoin
     if hasattr(stacked, "step"):
         stacked = stacked._replace(step=jax.numpy.full_like(stacked.step, restored[lead].step))
-    for chunk in range(min(starts), first.chunks):
-        infos = []
-        for n in first.calls(chunk):
-            stacked, info = update_many_seeds(agent, stacked, data, n, c.batch_size, shared)
-            infos.append((n, jax.device_get(wait(info))))
+
+    def after(chunk, stacked, infos):
         stop = False
         for i, (L, h) in enumerate(zip(learners, hooks)):
             if chunk + 1 == starts[i]:  # this seed's checkpoint was ahead: its own state joins the stack here
@@ -226,8 +237,10 @@ def fit_seeds(learners: Sequence[ActorCriticLearner], datasets: Sequence, hooks:
             L.state = jax.tree.map(lambda s: s[i], stacked)
             L.last_info = mean_info([(n, {k: v[i] for k, v in info.items()}) for n, info in infos])
             stop |= h.step("train", chunk, dict(L.last_info, updates=first.updates_after(chunk))) is False
-        if stop:
-            return
+        return stacked, stop
+
+    run_chunks(stacked, range(min(starts), first.chunks), first.calls,
+               lambda state, n: update_many_seeds(agent, state, data, n, c.batch_size, shared), after)
 
 
 def spec_of(task) -> Spec:

@@ -1,10 +1,10 @@
-"""The model-based learner: BREMEN and ME-TRPO (ORIGINAL.md §2).
+"""The model-based learner: a dynamics ensemble and a policy optimizer on its rollouts (ORIGINAL.md §2).
 
-``fit`` runs the phases on the data it is given: fit the dynamics ensemble, fit BC, initialize the TRPO
-policy (from BC for BREMEN, fresh for ME-TRPO), then ``outer_iterations`` compiled TRPO chunks on
-imaginary rollouts. After each phase and each chunk it calls ``hooks.step(phase, index, info)``, where
-the run driver evaluates, logs, exports and checkpoints (bremen.run.driver). It knows nothing of the
-command line, of run directories or of the real-env evaluation.
+``fit`` runs the phases on the data it is given: fit the dynamics ensemble, then the policy optimizer's phases
+(bremen.learners.trpo_optimizer for BREMEN and ME-TRPO: fit BC, initialize the TRPO policy from BC or fresh,
+then ``outer_iterations`` compiled TRPO chunks on imaginary rollouts). After each phase and each chunk it
+calls ``hooks.step(phase, index, info)``, where the run driver evaluates, logs, exports and checkpoints
+(bremen.run.driver). It knows nothing of the command line, of run directories or of the real-env evaluation.
 
 Every random stream derives from the seed and a phase key, so a run resumed from the checkpoint of any
 phase boundary continues exactly as an uninterrupted one.
@@ -23,34 +23,17 @@ import numpy as np
 
 from bremen.algos import bc as bc_lib
 from bremen.algos import trpo as trpo_lib
-from bremen.algos.trpo_value import baseline_fit
 from bremen.errors import UserError
-from bremen.evaluation import start_states
 from bremen.io.checkpoint import CHECKPOINT_FILE, arrays_to_pytree, load_checkpoint, pytree_to_arrays
 from bremen.io.policy_io import NumpyPolicy
 from bremen.learners import ChunkReport, InnerLog
+from bremen.learners.trpo_optimizer import Model, TRPOOptimizer
 from bremen.models import dynamics as dyn_lib
 from bremen.models.model_env import ModelEnv
-from bremen.models.normalizer import fit_normalization, mean_std, normalize, running_stats_init
-from bremen.models.policy import policy_init
-from bremen.models.waiting import wait
+from bremen.models.normalizer import fit_normalization
 
-# phase keys of the derived RNG streams
-K_MODEL, K_BC, K_TRPO, K_POLICY = 1, 2, 3, 4
-PHASES = ("model", "bc", "trpo")
-# progress.csv's columns for this learner (the run driver fills the evaluation's, the times and best_return,
-# and puts a recursive run's deployment columns after Iteration); trpo.csv's, one row per TRPO step
-PROGRESS_KEYS = [
-    "Iteration", "episode_mean", "episode_min", "episode_max", "episode_std", "episodes", "TotalSamples",
-    "advantages_mean", "advantages_max", "advantages_min", "behavior_policy_kl_mean", "behavior_policy_kl_max",
-    "behavior_policy_kl_min", "imagined_return", "step_fraction", "kl_after", "best_return",
-    "model_val_loss", "bc_loss", "bc_return", "trpo_iterations", "step_wise_mse", "time_trpo", "time_eval",
-    "time_total",
-]
-TRPO_KEYS = ["Iteration", "inner", "advantages_mean", "advantages_max", "advantages_min",
-             "behavior_policy_kl_mean", "behavior_policy_kl_max", "behavior_policy_kl_min", "surrogate_before",
-             "surrogate_after", "expected_improvement", "kl_after", "step_fraction", "imagined_return",
-             "episodes", "valid_steps"]
+# phase key of the model's RNG stream (the optimizer's: bremen.learners.trpo_optimizer)
+K_MODEL = 1
 
 
 @dataclass(frozen=True)
@@ -83,37 +66,23 @@ class ModelBasedConfig:
     """Parts to take from another run's checkpoint: {"dynamics"|"bc"|"policy"|"value": path}."""
 
 
-def imaginary_starts(source: str, data, task, pool_size: int, seed: int) -> np.ndarray:
-    """Start states of the imaginary rollouts (ORIGINAL.md §3.3).
-
-    ``s_t`` (``--use_s_t``): every dataset observation (a rollout starts anywhere the behavior policy went,
-    so later parts of long episodes are trained on even with H < episode length); ``s_0`` (``--use_s_0``):
-    the first observation of each dataset episode; ``reset`` (the original's default): ``pool_size`` draws
-    from the real env's reset distribution.
-    """
-    if source == "s_t":
-        return data.observations
-    if source == "s_0":
-        return data.observations[[ep.start for ep in data.episodes()]]
-    return start_states(task, pool_size, seed)
-
-
 class ModelBasedLearner:
-    """BREMEN / ME-TRPO as a learner the run driver drives (see the module docstring)."""
+    """A dynamics ensemble and a policy optimizer the run driver drives (see the module docstring); the
+    optimizer is TRPO (BREMEN, ME-TRPO) unless one is given."""
 
-    phases = PHASES
-    chunk_phase = "trpo"
-    progress_keys = PROGRESS_KEYS
-    detail_log, detail_keys = "trpo.csv", TRPO_KEYS
-    eval_scalars = ("episode_mean", "episode_min", "episode_max", "best_return", "imagined_return", "kl_after")
-
-    def __init__(self, task, config: ModelBasedConfig, seed: int, say: Callable[[str], None] = lambda m: None):
+    def __init__(self, task, config: ModelBasedConfig, seed: int, say: Callable[[str], None] = lambda m: None,
+                 optimizer=None):
         self.task, self.config, self.seed, self.say = task, config, seed, say
         self.key = jax.random.PRNGKey(seed)
         self.model_env = ModelEnv.from_task(task, activation=config.dynamics.activation,
                                             member_mode=config.member_mode)
-        self.ens = self.norm = self.bc = self.trpo = None
-        self.model_val_loss = self.bc_loss = None
+        self.optimizer = optimizer if optimizer is not None else TRPOOptimizer(task, config, seed, self.key)
+        o = self.optimizer
+        self.phases = ("model",) + tuple(o.phases)
+        self.chunk_phase, self.progress_keys, self.eval_scalars = o.chunk_phase, o.progress_keys, o.eval_scalars
+        self.detail_log, self.detail_keys = o.detail_log, o.detail_keys
+        self.ens = self.norm = None
+        self.model_val_loss = None
 
     @property
     def chunks(self) -> int:
@@ -122,58 +91,42 @@ class ModelBasedLearner:
 
     @property
     def tb_steps_per_chunk(self) -> int:
-        return self.config.trpo.iterations
+        return self.optimizer.tb_steps_per_chunk
 
-    def sampling_noise(self, policy) -> dict:
+    @property
+    def bc_loss(self):
+        return getattr(self.optimizer, "bc_loss", None)
+
+    def model(self) -> Model:
+        return Model(self.ens, self.norm, self.model_env)
+
+    def sampling_noise(self, policy):
         """How the deployed policy samples (a recursive batch's metadata)."""
-        return {"gaussian": self.config.trpo.sampling_std, "const_sampling": self.config.trpo.const_sampling}
+        return self.optimizer.sampling_noise(policy)
 
     def report(self, itr: int, info: dict, transitions=None) -> ChunkReport:
-        """An outer iteration's logs: trpo.csv rows and TensorBoard scalars per TRPO step, and progress.csv's
-        columns (the last step's advantages and KL to BC, the chunk's mean imagined return, step fraction and
-        KL; ``transitions``: the evaluation's, for --eval_model's one-step error)."""
-        iters = self.config.trpo.iterations
-        details, scalars = [], []
-        for i in range(iters):
-            row = {k: info[k][i] for k in TRPO_KEYS[2:]}
-            details.append({"Iteration": itr, "inner": i, **row})
-            scalars += [(f"trpo/{k}", float(v), itr * iters + i) for k, v in row.items()]
-        progress = {**{k: float(info[k][-1]) for k in TRPO_KEYS[2:9]},
-                    **{k: float(np.mean(info[k])) for k in ("imagined_return", "step_fraction", "kl_after")},
-                    "model_val_loss": self.model_val_loss, "bc_loss": self.bc_loss, "trpo_iterations": (itr + 1) * iters}
+        """An outer iteration's logs: the optimizer's, with the model's columns of progress.csv
+        (``transitions``: the evaluation's, for --eval_model's one-step error)."""
+        report = self.optimizer.report(itr, info)
+        report.progress["model_val_loss"] = self.model_val_loss
         if transitions is not None:
-            progress["step_wise_mse"] = self.model_error(transitions)
-        return ChunkReport(progress, details, scalars)
+            report.progress["step_wise_mse"] = self.model_error(transitions)
+        return report
 
     def summary(self, chunks: int) -> dict:
-        return {"trpo_iterations": chunks * self.config.trpo.iterations}
-
-    # ------------------------------------------------------------------ policies
-    def gaussian_policy(self, params, stats, metadata: Optional[dict] = None) -> NumpyPolicy:
-        """A policy network as a NumPy ``gaussian`` policy (weights + running-stats normalizer)."""
-        c = self.config
-        mean, std = mean_std(stats)
-        layers = [{"w": np.asarray(l["w"]), "b": np.asarray(l["b"])} for l in params]
-        return NumpyPolicy("gaussian", layers, c.bc.act_low, c.bc.act_high, c.trpo.policy_activation,
-                           obs_mean=np.asarray(mean), obs_std=np.asarray(std), sampling_std=c.trpo.sampling_std,
-                           const_sampling=c.trpo.const_sampling, metadata=metadata)
+        return self.optimizer.summary(chunks)
 
     def policy(self) -> NumpyPolicy:
-        return self.gaussian_policy(self.trpo.policy, self.trpo.stats)
+        return self.optimizer.policy()
 
     def bc_policy(self) -> NumpyPolicy:
-        return self.gaussian_policy(self.bc.params, self.bc.stats)
+        return self.optimizer.bc_policy()
 
-    # ------------------------------------------------------------------ phases
+    # ------------------------------------------------------------------ the model
     def _model_data(self, d):
         """``(obs, act, next_obs[, rew])``: the rewards too when the ensemble learns them."""
         cols = (d.observations, d.actions, d.next_observations)
         return cols + (d.rewards,) if self.config.dynamics.learn_reward else cols
-
-    def _key(self, phase: int, deployment: int):
-        """The phase's RNG key; deployment 0 (and every offline run) uses the phase key itself."""
-        key = jax.random.fold_in(self.key, phase)
-        return key if deployment == 0 else jax.random.fold_in(key, deployment)
 
     def fit_model(self, train, val, callback=None, deployment: int = 0) -> dict:
         """Fit the ensemble on ``train`` (validating on ``val``). From deployment 1 on the ensemble is
@@ -188,73 +141,12 @@ class ModelBasedLearner:
             self.ens = dyn_lib.ensemble_init(jax.random.fold_in(self.key, K_MODEL), self.task.obs_dim,
                                              self.task.act_dim, c)
         val_data = self._model_data(val) if len(val) else None
+        key = jax.random.fold_in(self.key, K_MODEL + 100)
         self.ens, report = dyn_lib.fit(self.ens, self.norm, self._model_data(train), val_data,
-                                       self._key(K_MODEL + 100, deployment), c, callback)
+                                       key if deployment == 0 else jax.random.fold_in(key, deployment), c, callback)
         last_val = report.val_checks[-1][1] if report.val_checks else np.full(c.ensemble_size, np.nan)
         self.model_val_loss = float(np.mean(last_val))
         return {"epochs": int(report.epochs.max()), "val_members": np.asarray(last_val)}
-
-    def fit_bc(self, data, callback=None, deployment: int = 0) -> None:
-        """Clone ``data``'s actions. From deployment 1 on, BC restarts from its initial weights while its
-        observation statistics keep counting every batch ever cloned and its Adam moments carry over, as
-        in the original (§2.2 c, §8.4)."""
-        prev = self.bc if deployment > 0 else None
-        self.bc, losses = bc_lib.fit_bc(self._key(K_BC, deployment), data.observations, data.actions,
-                                        self.config.bc, stats=prev.stats if prev else None,
-                                        opt_state=prev.opt_state if prev else None, callback=callback)
-        self.bc_loss = losses[-1]
-
-    def imaginary_starts(self, data) -> np.ndarray:
-        return imaginary_starts(self.config.start_source, data, self.task, self.config.start_pool_size, self.seed)
-
-    def init_policy(self, data, deployment: int = 0) -> None:
-        """The TRPO policy for this deployment: BC's weights and statistics (BREMEN, every deployment); a
-        fresh policy at deployment 0 without BC init, carried over to later deployments (ME-TRPO)."""
-        c = self.config
-        if deployment > 0 and not c.bc_init:
-            self.trpo = self.trpo._replace(behavior=self.bc.params, behavior_stats=self.bc.stats,
-                                           ens_params=self.ens.params, norm=self.norm,
-                                           start_obs=jnp.asarray(self.imaginary_starts(data), jnp.float32))
-            return
-        if c.bc_init:
-            policy, stats = self.bc.params, self.bc.stats
-        else:  # a fresh policy, normalized with the dataset's statistics (BC's; ME-TRPO) or, as the original's
-            # --no_bc_init, with mean 0 / std 1 (quirk 9)
-            policy = policy_init(jax.random.fold_in(self.key, K_POLICY), self.task.obs_dim, self.task.act_dim,
-                                 tuple(c.policy_shape), c.bc.init_seed)
-            stats = self.bc.stats if c.dataset_normalizer else running_stats_init(self.task.obs_dim)
-        self.trpo = trpo_lib.trpo_init(policy, stats, self.bc.params, self.bc.stats, self.ens.params, self.norm,
-                                       self.imaginary_starts(data), self._key(K_POLICY + 100, deployment), c.trpo)
-
-    def pretrain_value(self, data) -> None:
-        """--pretrain_value: fit the baseline to the dataset's λ-discounted rewards-to-go, per real episode.
-
-        The original's targets (GAE with V = 0, i.e. Σ_k (γλ)^k r_{t+k}) on consecutive minibatches of a
-        shuffled collection (quirk 25); here on the dataset's actual episodes, with t the step in the episode.
-        """
-        c, d = self.config.trpo, data
-        y = np.zeros(len(d), np.float32)
-        t = np.zeros(len(d), np.int32)
-        for sl in d.episodes():
-            acc = 0.0
-            for i in range(sl.stop - 1, sl.start - 1, -1):
-                acc = d.rewards[i] + c.gamma * c.gae_lambda * acc
-                y[i] = acc
-            t[sl] = np.arange(sl.stop - sl.start)
-        obs_n = normalize(self.trpo.stats, jnp.asarray(d.observations))
-        base = baseline_fit(c.baseline, self.trpo.baseline, obs_n, jnp.asarray(t), jnp.asarray(y),
-                            jnp.ones(len(d), jnp.float32), c.baseline_reg)
-        self.trpo = self.trpo._replace(baseline=base)
-
-    def trpo_chunk(self, itr: int) -> dict:
-        """One outer iteration: trpo.iterations TRPO steps on imaginary rollouts (one compiled call)."""
-        c = self.config
-        if c.reinitialize_every_outer_iteration:
-            self.trpo = self.trpo._replace(policy=self.bc.params, stats=self.bc.stats)
-        key = jax.random.fold_in(jax.random.fold_in(self.key, K_TRPO), itr)
-        self.trpo, info = trpo_lib.trpo_run(self.trpo, key, config=c.trpo, env=self.model_env,
-                                            n_iters=c.trpo.iterations)
-        return jax.tree.map(np.asarray, wait(info))
 
     def model_error(self, transitions) -> float:
         """--eval_model: one-step MSE of the ensemble (mean over members and dims) on real transitions."""
@@ -279,12 +171,6 @@ class ModelBasedLearner:
             log(epoch + 1, row, postfix)
         return cb
 
-    def _bc_callback(self, hooks):
-        """BC's steps as bc.csv rows."""
-        log = hooks.callback("bc", InnerLog("bc.csv", ["step", "loss"], self.config.bc.steps, "behavior cloning", "step"))
-        return None if log is None else (lambda step, loss, state: log(step, {"step": step, "loss": loss},
-                                                                        {"loss": f"{loss:.4f}"}))
-
     # ------------------------------------------------------------------ fit = the phases in order
     def fit(self, data, train, val, hooks, phase: str = "new", start: int = 0, deployment: int = 0,
             bc_data=None, end: Optional[int] = None) -> None:
@@ -292,7 +178,7 @@ class ModelBasedLearner:
         default ``data``) from the checkpoint position (``phase`` finished, ``start`` the next outer
         iteration) up to outer iteration ``end`` (default: all); ``hooks.step`` after each phase and chunk.
         ``deployment`` > 0: a later batch of a recursive run (warm starts, see the phases)."""
-        c = self.config
+        c, o = self.config, self.optimizer
         bc_data = data if bc_data is None else bc_data
         if phase == "new":
             if "dynamics" in c.restore:
@@ -302,33 +188,19 @@ class ModelBasedLearner:
                 info = self.fit_model(train, val, self._model_callback(hooks), deployment)
                 hooks.step("model", 0, {"restored": False, **info})
         if phase in ("new", "model"):
-            if "bc" in c.restore:
-                self.restore_from("bc", data)
-            else:
-                self.fit_bc(bc_data, self._bc_callback(hooks), deployment)
-            self.init_policy(data, deployment)
-            for part in ("policy", "value"):
-                if part in c.restore:
-                    self.restore_from(part, data)
-            if c.pretrain_value:
-                self.pretrain_value(data)
-            hooks.step("bc", 0, {"restored": "bc" in c.restore})
+            info = o.prepare(self.model(), data, bc_data, hooks, deployment, lambda part: self.restore_from(part, data))
+            if len(self.phases) > 2:  # the optimizer's phase before its chunks (BC)
+                hooks.step(self.phases[1], 0, info)
         for itr in range(start, c.outer_iterations if end is None else end):
-            if hooks.step("trpo", itr, self.trpo_chunk(itr)) is False:
+            if hooks.step(o.chunk_phase, itr, o.chunk(itr, self.model())) is False:
                 return
 
     # ------------------------------------------------------------------ state for checkpoints
     def state_arrays(self, phase: str) -> dict:
         """The arrays a checkpoint after ``phase`` holds (after the first model fit: the ensemble only)."""
-        state = {"ens": self.ens, "norm": self.norm}
-        if self.trpo is not None:
-            state["bc"] = self.bc
-            state["trpo"] = self.trpo._replace(ens_params=None, norm=None, start_obs=None)
         arrays = {}
-        for name, tree in state.items():
-            arrays.update(pytree_to_arrays(tree, name))
-        if self.trpo is not None:
-            arrays["start_obs"] = np.asarray(self.trpo.start_obs)
+        for name, tree in {"ens": self.ens, "norm": self.norm, **self.optimizer.state_arrays()}.items():
+            arrays.update(pytree_to_arrays(tree, name) if not isinstance(tree, np.ndarray) else {name: tree})
         return arrays
 
     def state_meta(self) -> dict:
@@ -339,10 +211,7 @@ class ModelBasedLearner:
         c, t, d = self.config, self.task, data
         norm = fit_normalization(d.observations[:2], d.actions[:2], d.next_observations[:2])
         ens = dyn_lib.ensemble_init(jax.random.PRNGKey(0), t.obs_dim, t.act_dim, c.dynamics)
-        bc = bc_lib.bc_init(jax.random.PRNGKey(0), d.observations[:2], t.act_dim, c.bc)
-        trpo = trpo_lib.trpo_init(bc.params, bc.stats, bc.params, bc.stats, ens.params, norm,
-                                  np.zeros((1, t.obs_dim), np.float32), jax.random.PRNGKey(0), c.trpo)
-        return {"ens": ens, "norm": norm, "bc": bc, "trpo": trpo._replace(ens_params=None, norm=None, start_obs=None)}
+        return {"ens": ens, "norm": norm, **self.optimizer.templates(d, Model(ens, norm, self.model_env))}
 
     def read(self, path: Path, names, data) -> tuple[dict, dict, dict]:
         """(pytrees ``names``, raw arrays, meta) of a checkpoint, checked against this learner's sizes.
@@ -364,14 +233,14 @@ class ModelBasedLearner:
     def restore(self, path: Path, data) -> dict:
         """Take the whole state of this run's own checkpoint; returns its meta. A checkpoint written before
         the first policy existed (after the first model fit) holds the ensemble only."""
+        o = self.optimizer
+        has_policy = lambda a: any(k.startswith(f"{o.state_names[-1]}/") for k in a)  # noqa: E731
         state, arrays, meta = self.read(
-            path, lambda a: ("ens", "norm", "bc", "trpo") if "start_obs" in a else ("ens", "norm"), data)
+            path, lambda a: ("ens", "norm") + (tuple(o.state_names) if has_policy(a) else ()), data)
         self.ens, self.norm = state["ens"], state["norm"]
-        if "trpo" in state:
-            self.bc = state["bc"]
-            self.trpo = state["trpo"]._replace(ens_params=self.ens.params, norm=self.norm,
-                                               start_obs=jnp.asarray(arrays["start_obs"]))
-        self.bc_loss, self.model_val_loss = meta["bc_loss"], meta["model_val_loss"]
+        if has_policy(arrays):
+            o.restore(state, arrays, meta, self.model())
+        self.model_val_loss = meta["model_val_loss"]
         return meta
 
     def restore_from(self, what: str, data) -> None:
@@ -381,12 +250,8 @@ class ModelBasedLearner:
         state, _, meta = self.read(path, names, data)
         if what == "dynamics":
             self.ens, self.norm, self.model_val_loss = state["ens"], state["norm"], meta["model_val_loss"]
-        elif what == "bc":
-            self.bc, self.bc_loss = state["bc"], meta["bc_loss"]
-        elif what == "policy":
-            self.trpo = self.trpo._replace(policy=state["trpo"].policy, stats=state["trpo"].stats)
         else:
-            self.trpo = self.trpo._replace(baseline=state["trpo"].baseline)
+            self.optimizer.restore_part(what, state, meta)
         self.say(f"{what} restored from {path}")
 
 

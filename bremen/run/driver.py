@@ -142,9 +142,15 @@ class Run:
             self._t_deployment -= self._timing["deployment"]
         self._timing = None
         self._bar = None
-        L = self.learner
-        if phase != "done" and (phase in ("bc", L.chunk_phase) or L.phases[0] == L.chunk_phase):
+        before = self._phase_before_chunks()
+        if phase != "done" and (before is None or phase in (before, self.learner.chunk_phase)):
             self._start_policy_phase(start)  # else after the phases before the chunks (model, BC)
+
+    def _phase_before_chunks(self) -> Optional[str]:
+        """The learner's phase after which its chunks start (model or BC), None if it has none."""
+        phases = list(self.learner.phases)
+        i = phases.index(self.learner.chunk_phase)
+        return phases[i - 1] if i else None
 
     def end_deployment(self, d: int) -> None:
         if self._bar is not None:
@@ -232,6 +238,8 @@ class Run:
             self._say(f"dynamics: {info['epochs']} epochs, validation MSE {self.learner.model_val_loss:.4f} "
                       f"(members {np.array2string(info['val_members'], precision=4)}), {seconds:.0f}s")
         self.save("model", self.first_chunk)
+        if self._phase_before_chunks() == "model":  # an optimizer without a phase of its own before its chunks
+            self._start_policy_phase(self.first_chunk)
 
     def _after_bc(self, info: dict) -> None:
         seconds = self._close_bar("bc")
