@@ -89,9 +89,11 @@ CLIFF = {  # algorithm, --set algo.* settings (smoke networks, a few thousand up
     # the dual script's alpha = 10; its actor learning rate 3e-6 barely moves the actor in 3000 updates
     "brac_dual": ("brac_dual", {"warm_start": 200, "actor_lr": 3e-4}),
     # seed-fragile: over init seeds 0-3 its reward was 0.92 / 0.97 / 0.84 / -1.93 (actions at the cliff edge in the
-    # last); a change of float rounding alone moved seed 0 to -0.29. Judge several seeds before relying on it.
+    # last), and a change of float rounding alone moved seed 0 to -0.29; so it is judged on the median of
+    # CLIFF_SEEDS init seeds (below)
     "brac_dual_w": ("brac_dual", {"warm_start": 200, "actor_lr": 3e-4, "divergence": "w"}),
 }
+CLIFF_SEEDS = {"brac_dual_w": (0, 1, 2, 3, 4)}  # labels judged on several init seeds: the median reward
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +105,14 @@ def cliff_results():
         cfg = registry.agent_config(name, "smoke", settings={**settings, "behavior_steps": 500}
                                     if name.startswith("brac") else settings)
         agent = registry.make_agent(name, spec, cfg)
-        state, _ = update_many(agent, agent.init(jax.random.PRNGKey(0)), data, 3000, 64)
-        act = np.asarray(agent.act(state, jnp.asarray(obs), jax.random.PRNGKey(2)))
-        out[label] = (float(cliff_reward(act).mean()), float(act.mean()))
+        runs = []
+        for seed in CLIFF_SEEDS.get(label, (0,)):
+            state, _ = update_many(agent, agent.init(jax.random.PRNGKey(seed)), data, 3000, 64)
+            act = np.asarray(agent.act(state, jnp.asarray(obs), jax.random.PRNGKey(2)))
+            runs.append((float(cliff_reward(act).mean()), float(act.mean())))
+        out[label] = (float(np.median([r for r, _ in runs])), float(np.median([a for _, a in runs])))
+        if len(runs) > 1:
+            out[f"{label} per seed"] = runs
     return out
 
 
