@@ -121,3 +121,37 @@ def test_a_ctrl_c_inside_a_gc_callback_is_sent_again_not_lost_with_a_traceback()
         gc.callbacks.pop()
         signal.signal(signal.SIGINT, old)
     assert got == [signal.SIGINT]  # the signal came again, outside the callback
+
+
+WEIGHTS = ROOT / "weights" / "hopper"
+LONG_COMMANDS = {  # each command, long enough to be interrupted once its first output shows
+    "recursive": (["recursive.py", "--env", "hopper", "--preset", "smoke", "--deployments", "50", "--seed", "0",
+                   "--log_dir", "{tmp}/rec"], "deployment 0"),
+    "train-behavior": (["-m", "bremen.cli", "train-behavior", "--task", "hopper", "--eval-target", "1e9", "--steps",
+                        "1000000", "--preset", "smoke", "--eval-every", "200", "--out", "{tmp}/beh"], "SAC online"),
+    "evaluate": (["-m", "bremen.cli", "evaluate", str(WEIGHTS), "--episodes", "100000"], None),  # prints at the end
+    "sweep": (["-m", "bremen.cli", "sweep", "--tasks", "hopper", "--algorithms", "bc", "--seeds", "0", "1", "2",
+               "--script", "recursive", "--preset", "smoke", "--args", "--deployments 50", "--out", "{tmp}/sweep"],
+              None),
+}
+
+
+@pytest.mark.parametrize("command", list(LONG_COMMANDS))
+def test_ctrl_c_exits_130_with_one_line_for_every_long_command(command, tmp_path):
+    """Ctrl-C in any command that trains, evaluates or sweeps: exit 130, no traceback (offline.py's phases and
+    ``collect`` have their own tests above and in test_collect.py)."""
+    args, marker = LONG_COMMANDS[command]
+    log = tmp_path / "stderr.txt"
+    proc = subprocess.Popen([sys.executable, *[a.replace("{tmp}", str(tmp_path)) for a in args]],
+                            stdout=subprocess.DEVNULL, stderr=open(log, "wb"), cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    if marker is None:  # no output before the end: interrupt once it has surely started working
+        time.sleep(15)
+        assert proc.poll() is None, f"{command} ended before it could be interrupted: {log.read_text()[-2000:]}"
+        proc.send_signal(signal.SIGINT)
+    else:
+        interrupt_when(proc, log, marker)
+    rc = proc.wait(timeout=300)
+    err = log.read_text()
+    assert rc == 130, f"{command}: exit {rc} after SIGINT: {err[-2000:]}"
+    assert "Traceback" not in err and "Segmentation fault" not in err, err[-2000:]

@@ -41,7 +41,7 @@ def test_tanh_gaussian_round_trip_directory(tmp_path):
 
 def test_tanh_gaussian_matches_the_sac_actor():
     from bremen.algos.sac import SAC, SACConfig
-    from bremen.run.behavior import actor_policy
+    from bremen.learners.online_sac import actor_policy
 
     sac = SAC(6, 3, -1.0, 1.0, SACConfig(actor_hidden=(32, 32)))
     st = sac.init(jax.random.PRNGKey(0))
@@ -108,18 +108,20 @@ def test_save_replaces_an_existing_policy_whole(tmp_path):
 def test_loading_and_evaluating_reproduces_the_recorded_return(tmp_path):
     """A short smoke training run records the deterministic return with its env seeds; the exported policy,
     loaded with NumPy and run on fresh envs with the same seeds, gets exactly that return."""
-    from bremen.run.behavior import SMOKE_SAC, BehaviorConfig, evaluate, train_behavior
+    from bremen.evaluation import evaluate
+    from bremen.run.behavior import SMOKE_SAC, BehaviorConfig, train_behavior
     from bremen.tasks import make
 
     cfg = BehaviorConfig(task="hopper", eval_target=1e9, steps=300, eval_every=150, eval_episodes=3, sac=SMOKE_SAC)
     train_behavior(cfg, tmp_path / "run", progress=False)
-    for which in ("best", "final"):
+    for which in ("policy_best", "policy_final"):
         pol = load_policy(tmp_path / "run" / which)
         rec = pol.metadata["return"]
-        assert rec["episodes"] == 3 and rec["deterministic"] and pol.metadata["task"] == "hopper"
+        assert rec["episodes"] == 3 and pol.metadata["task"] == "hopper"
+        assert pol.metadata["return_protocol"] == "deterministic mean action, 3 episodes"
         returns, _ = evaluate(pol, make("hopper").make_env(), rec["env_seeds"])
-        assert returns.mean() == rec["mean"]
-        assert returns.min() == rec["min"] and returns.max() == rec["max"]
+        assert returns.mean() == rec["episode_mean"]
+        assert returns.min() == rec["episode_min"] and returns.max() == rec["episode_max"]
 
 
 SHIPPED = sorted(p.name for p in (Path(__file__).parents[1] / "weights").iterdir() if (p / "policy.json").is_file())
@@ -135,7 +137,7 @@ def test_shipped_policy_reproduces_its_recorded_return(task):
     machine: hopper 2165.7 vs 2148.8 recorded, ant 1477.1 vs 1706.9). So the mean must agree within three
     standard errors of the recorded episodes; the exact round trip on one machine is the test above.
     """
-    from bremen.run.behavior import evaluate
+    from bremen.evaluation import evaluate
     from bremen.tasks import make
 
     pol = load_policy(Path(__file__).parents[1] / "weights" / task)

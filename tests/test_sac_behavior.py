@@ -1,7 +1,6 @@
 """``bremen train-behavior``: bad input, kill + --resume equals an uninterrupted run, exports, and learning."""
 
 import csv
-import os
 import signal
 import subprocess
 import sys
@@ -12,10 +11,10 @@ import pytest
 
 from bremen.io.checkpoint import load_checkpoint
 from bremen.io.policy_io import load_policy
-from bremen.run.behavior import SMOKE_SAC, BehaviorConfig, BehaviorTrainer, resume_behavior, train_behavior
+from bremen.run.behavior import SMOKE_SAC, BehaviorConfig, behavior_run, resume_behavior, train_behavior
 from bremen.algos.sac import SACConfig
 
-TIMING = {"env_steps_per_s", "wall_time"}
+TIMING = {"env_steps_per_s", "time_train", "time_eval", "time_total"}
 
 
 def cli(*args, cwd=None, **kw):
@@ -83,7 +82,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert sorted(a) == sorted(b)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-    for k in ("env_steps", "updates", "episode", "rng", "evals", "best", "partial_target"):
+    for k in ("env_steps", "updates", "episode", "rng", "best_return", "best_iteration", "target"):
         assert ma[k] == mb[k], k
     assert _csv_without_timing(ref / "progress.csv") == _csv_without_timing(out / "progress.csv")
     # TensorBoard (the run driver's writer): the resumed run's events purge what came after its checkpoint
@@ -91,11 +90,12 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
 
     events = EventAccumulator(str(out / "tb"))
     events.Reload()
-    curve = [(e.step, e.value) for e in events.Scalars("eval/return_mean")]
+    curve = [(e.step, e.value) for e in events.Scalars("eval/episode_mean")]
     rows = _csv_without_timing(out / "progress.csv")
-    assert [s for s, _ in curve] == [int(r["step"]) for r in rows] == list(range(200, 1201, 200))
-    np.testing.assert_allclose([v for _, v in curve], [float(r["eval_return_mean"]) for r in rows], rtol=1e-5)
-    for which in ("best", "final"):
+    assert [s for s, _ in curve] == [int(r["Iteration"]) for r in rows] == list(range(6))
+    assert [int(r["env_steps"]) for r in rows] == list(range(200, 1201, 200))
+    np.testing.assert_allclose([v for _, v in curve], [float(r["episode_mean"]) for r in rows], rtol=1e-5)
+    for which in ("policy_best", "policy_final"):
         pa, pb = load_policy(ref / which), load_policy(out / which)
         for (wa, ba), (wb, bb) in zip(pa.layers, pb.layers):
             np.testing.assert_array_equal(wa, wb)
@@ -106,24 +106,27 @@ def test_partial_target_is_the_first_of_two_consecutive_hits(tmp_path, monkeypat
     """Evaluations are replaced by a script; the partial target is exported at the second hit in a row."""
     script = iter([5.0, 12.0, 3.0, 11.0, 15.0, 20.0, 1.0])
     cfg = BehaviorConfig(task="hopper", eval_target=10.0, steps=1400, eval_every=200, eval_episodes=1, sac=SMOKE_SAC)
-    trainer = BehaviorTrainer(cfg, tmp_path, progress=False)
-    real = trainer._evaluate
+    run = behavior_run(cfg, tmp_path, progress=False)
+    real = run.evaluate
 
-    def scripted():
-        ev = real()
-        ev["mean"] = next(script)
+    def scripted(policy, index, record=False):
+        ev = real(policy, index, record)
+        ev["episode_mean"] = next(script)
         return ev
 
-    monkeypatch.setattr(trainer, "_evaluate", scripted)
-    summary = trainer.run()
-    assert summary["partial_target"] == {"step": 1000, "mean": 15.0, "previous_mean": 11.0}
-    assert summary["best"] == {"step": 1200, "mean": 20.0}
+    monkeypatch.setattr(run, "evaluate", scripted)
+    from bremen.run.behavior import _with_steps
+
+    summary = _with_steps(run.execute(), cfg)
+    assert summary["partial_target"] == {"iteration": 4, "step": 1000, "mean": 15.0, "previous_mean": 11.0}
+    assert (summary["best_step"], summary["best_return"]) == (1200, 20.0)
     pt = load_policy(tmp_path / "partial_target")
-    assert pt.metadata["env_steps"] == 1000 and pt.metadata["return"]["mean"] == 15.0
+    assert pt.metadata["env_steps"] == 1000 and pt.metadata["return"]["episode_mean"] == 15.0
     assert pt.metadata["previous_eval_return"] == 11.0 and pt.metadata["eval_target"] == 10.0
-    assert load_policy(tmp_path / "final").metadata["env_steps"] == 1400
+    assert len(pt.metadata["return"]["env_seeds"]) == 1
+    assert load_policy(tmp_path / "policy_final").metadata["env_steps"] == 1400
     rows = list(csv.DictReader(open(tmp_path / "progress.csv")))
-    assert [int(r["step"]) for r in rows] == list(range(200, 1401, 200))
+    assert [int(r["env_steps"]) for r in rows] == list(range(200, 1401, 200))
     assert float(rows[-1]["updates"]) == 1400 - SMOKE_SAC.warmup_steps
 
 
@@ -144,7 +147,7 @@ def test_sac_learns_pendulum(tmp_path):
                          stop_at_target=True, sac=SACConfig(warmup_steps=1000))
     t0 = time.time()
     s = train_behavior(cfg, tmp_path, progress=False)
-    print(f"pendulum: target at {s['partial_target']} after {time.time() - t0:.0f} s; evals "
-          f"{[round(e['mean']) for e in load_checkpoint(tmp_path / 'checkpoint.npz')[1]['evals']]}")
+    evals = [round(float(r["episode_mean"])) for r in csv.DictReader(open(tmp_path / "progress.csv"))]
+    print(f"pendulum: target at {s['partial_target']} after {time.time() - t0:.0f} s; evals {evals}")
     assert s["partial_target"] is not None, s
     assert s["partial_target"]["step"] <= 8000

@@ -28,6 +28,8 @@ leading ensemble axis, evaluated with ``vmap``.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
@@ -75,6 +77,15 @@ class SACConfig:
     """Environment steps with uniform-random actions before the first update."""
     buffer_capacity: int = 1_000_000
     """Replay buffer capacity (circular)."""
+
+
+def sac_to_json(config: "SACConfig") -> dict:
+    """The config as JSON values (tuples as lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def sac_from_json(d: dict) -> "SACConfig":
+    return SACConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 class SACState(NamedTuple):

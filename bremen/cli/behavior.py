@@ -12,7 +12,8 @@ def add_parser(sub) -> None:
         help="train a SAC behavior policy online until it reaches a target return",
         description="Train SAC (BRAC's recipe) online on TASK. Every --eval-every env steps the deterministic "
         "policy is evaluated; the first policy whose two consecutive evaluations reach --eval-target is saved as "
-        "OUT/partial_target/ (the policy to collect data with), the best as OUT/best/, the last as OUT/final/. "
+        "OUT/partial_target/ (the policy to collect data with), the best as OUT/policy_best/, the last as "
+        "OUT/policy_final/. "
         "A checkpoint after every evaluation lets --resume continue a killed run.",
     )
     p.add_argument("--task", required=True, help="task name, e.g. hopper (see `bremen tasks`)")
@@ -83,11 +84,10 @@ def run_train_behavior(args) -> int:
             update_every=args.update_every, stop_at_target=args.stop_at_target, sac=sac,
         )
         summary = B.train_behavior(config, args.out, force=args.force, progress=progress)
-    pt = summary["partial_target"]
-    best = summary["best"]
+    pt = summary.get("partial_target")
     print(
-        f"done: {summary['env_steps']} env steps, {summary['wall_time']:.0f} s; "
-        f"best eval {best['mean']:.1f} at step {best['step']}; "
+        f"done: {summary['env_steps']} env steps; best eval {summary['best_return']:.1f} at step "
+        f"{summary['best_step']}; "
         + (f"target reached at step {pt['step']} (eval {pt['mean']:.1f})" if pt else "target not reached")
     )
     return 0

@@ -11,8 +11,8 @@ from typing import Optional
 @dataclass(frozen=True)
 class RunConfig:
     script: str
-    """offline (one deployment: the dataset) or recursive (deployments collected by the run); a run directory
-    is resumed only by the script that started it."""
+    """offline (one deployment: the dataset), recursive (deployments collected by the run) or online (a
+    learner that collects its own steps); a run directory is resumed only by the script that started it."""
     task: str
     seed: int
     preset: str
@@ -31,6 +31,14 @@ class RunConfig:
     """Also log the ensemble's one-step error on the evaluation's transitions (step_wise_mse)."""
     save_variables: bool = False
     """Export policy_iter<i> every 100 outer iterations and after the last."""
+    eval_episodes: Optional[int] = None
+    """Evaluate exactly this many episodes instead (online SAC's protocol)."""
+    eval_target: Optional[float] = None
+    """Export ``partial_target`` at the first of two consecutive evaluations whose mean reaches this."""
+    stop_at_target: bool = False
+    """End training once ``partial_target`` is exported."""
+    dir_flag: str = "--log_dir"
+    """The flag that chose ``run_dir`` (for the one-line errors)."""
     video_dir: Optional[str] = None
     outer_iterations: int = 1
     """The original's onpol_iters: outer iterations of the whole run (offline: of the dataset)."""

@@ -7,21 +7,23 @@ with its sampling noise) and writes them once, atomically, as ``deployments/depl
 project's dataset format). A resumed run reads the batches it already has, so it trains on exactly the same
 arrays; a killed collection leaves nothing a resume would trust.
 
-Either plan gives the data so far after deployment d: every batch, their concatenation, what BC clones
+``OwnStepsPlan`` (online): one deployment and no data; the learner collects its own steps (online SAC).
+
+Each plan gives the data so far after deployment d: every batch, their concatenation, what BC clones
 (the latest batch, or all with ``all_bc``) and the dynamics model's 85/15 split (of each batch, in order).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 from bremen.data import load_dataset
 from bremen.data.collect import collect
 from bremen.data.dataset import concat, save_dataset
 from bremen.data.importers import inferred_note, read_dataset
 from bremen.errors import UserError
-from bremen.evaluation import derived_seed
+from bremen.evaluation import dataset_return, derived_seed
 from bremen.run.config import RunConfig
 
 DEPLOY_STREAM = 5  # derived_seed stream of the deployments' env resets and action noise
@@ -44,6 +46,33 @@ def split_batches(batches: list, all_bc: bool) -> DataSoFar:
     return DataSoFar(batches, all_data, all_data if all_bc else batches[-1],
                      splits[0][0] if one else concat([s[0] for s in splits]),
                      splits[0][1] if one else concat([s[1] for s in splits]))
+
+
+class OwnStepsPlan:
+    """Online: the learner collects its own steps; one deployment, no data given to it."""
+
+    script = "online"
+    data_label = "online"
+    progress_keys: list = []
+    reports_deployments = False
+
+    def __init__(self, cfg: RunConfig, task, say: Callable[[str], None]):
+        self.cfg, self.deployments = cfg, 1
+
+    def check(self) -> None:
+        pass
+
+    def data_so_far(self, d: int, policy=None) -> DataSoFar:
+        return DataSoFar([], None, None, None, None)
+
+    def data_return(self, sofar: DataSoFar, horizon: int) -> Optional[dict]:
+        return None
+
+    def progress_row(self, d: int, data, deployed) -> dict:
+        return {}
+
+    def export_meta(self, d: int, data) -> dict:
+        return {}
 
 
 class DatasetPlan:
@@ -77,6 +106,10 @@ class DatasetPlan:
             ds = ds.subsample(min(c.n_train, len(ds)), mode=c.subsample, seed=c.seed)
             self._data = split_batches([ds], all_bc=True)
         return self._data
+
+    def data_return(self, sofar: DataSoFar, horizon: int) -> Optional[dict]:
+        """The return of the latest batch's complete episodes (what the data's policy achieved)."""
+        return dataset_return(sofar.batches[-1], horizon)
 
     def progress_row(self, d: int, data, deployed: dict) -> dict:
         return {}
@@ -143,6 +176,8 @@ class CollectionPlan:
 
     def data_so_far(self, d: int, policy: Callable = None) -> DataSoFar:
         return split_batches([self.batch(i, policy) for i in range(d + 1)], self.cfg.all_bc)
+
+    data_return = DatasetPlan.data_return
 
     def progress_row(self, d: int, data, deployed: dict) -> dict:
         return {"deployment": d, "real_samples": len(data), "deployed_return": deployed["mean"]}

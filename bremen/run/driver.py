@@ -31,13 +31,13 @@ import numpy as np
 from tqdm import tqdm
 
 from bremen import __version__
-from bremen.evaluation import EnvPool, dataset_return, evaluate_policy, evaluate_steps
+from bremen.evaluation import EnvPool, evaluate_episodes, evaluate_policy, evaluate_steps
 from bremen.io.checkpoint import load_checkpoint, save_checkpoint
 from bremen.io.csvlog import CSVLog
 from bremen.io.policy_io import save_policy
 from bremen.io.tensorboard import TensorBoard
 from bremen.run.config import RunConfig
-from bremen.run.deployments import CollectionPlan, DatasetPlan
+from bremen.run.deployments import CollectionPlan, DatasetPlan, OwnStepsPlan
 from bremen.run.directory import CHECKPOINT, CONFIG_FILE, check_same_settings, prepare_run_dir
 from bremen.run.report import DEPLOYMENT_KEYS, FINAL_EPISODES, plot_deployments
 from bremen.errors import UserError
@@ -57,8 +57,10 @@ class Run:
         self.cfg, self.learner, self.progress = config, learner, progress
         self.task = task if task is not None else make_task(config.task)
         self.dir = config.run_dir
-        self.plan = (DatasetPlan(config, self.task, self._say) if config.script == "offline" else
-                     CollectionPlan(config, self.task, self._say, progress, learner.sampling_noise))
+        if config.script == "recursive":
+            self.plan = CollectionPlan(config, self.task, self._say, progress, learner.sampling_noise)
+        else:
+            self.plan = (OwnStepsPlan if config.script == "online" else DatasetPlan)(config, self.task, self._say)
         self._stored = None  # the checkpoint's meta, read once
         if resume and (self.dir / CHECKPOINT).is_file():
             self._stored = load_checkpoint(self.dir / CHECKPOINT)[1]
@@ -68,7 +70,9 @@ class Run:
                 raise UserError(f"--resume: {self.dir} holds a {kind} run; resume it with {kind}.py")
             check_same_settings(self.dir, stored, config.settings, config.resume_free_keys)
         self.plan.check()
-        self.resume = prepare_run_dir(self.dir, resume, force)
+        flag = config.dir_flag
+        self.resume = (prepare_run_dir(self.dir, resume, force) if flag == "--log_dir" else
+                       prepare_run_dir(self.dir, resume, force, what=flag, elsewhere=flag))
         self.chunks = learner.chunks
         """Evaluated chunks per deployment: outer iterations, or a model-free agent's chunks of updates."""
         self.progress_keys = ["Iteration"] + self.plan.progress_keys + learner.progress_keys[1:]
@@ -107,16 +111,20 @@ class Run:
         self.bc_return = None
         self._bars, self._t0, self._phase_times = {}, {}, {}
         self._timing = None  # a resumed deployment's time spent before its checkpoint
+        self.target = {"hits": 0, "last_mean": None, "partial_target": None}  # --eval_target's bookkeeping
+        self._last_ev = None
         phase, start, first = "new", 0, 0
         if self.resume:
             meta = self._stored
             first = meta.get("deployment", 0)
             self._timing = meta.get("timing")
+            self.target = meta.get("target", self.target)
             self.deployment = first
             self.data = self.plan.data_so_far(first, self.learner.policy).all
             phase, start = self.restore(self.data)
             said = phase
-            if phase in ("trpo", "train") and start >= (first + 1) * self.chunks:
+            stopped = self.cfg.stop_at_target and self.target["partial_target"] is not None
+            if phase in ("trpo", "train") and (start >= (first + 1) * self.chunks or stopped):
                 phase = "done"  # the deployment's training was finished; its report may not be
                 reported = CSVLog.existing(self.dir / "deployments.csv") if self.plan.reports_deployments else None
                 if reported and any(int(float(r["deployment"])) == first for r in reported.rows()):
@@ -134,7 +142,7 @@ class Run:
         sofar = self.plan.data_so_far(d, self.learner.policy)
         self._time_collect = time.time() - self._t_deployment
         self.batches, self.data, self.bc_data, self.train, self.val = sofar
-        self.deployed = self.behavior = dataset_return(sofar.batches[-1], self.task.horizon)
+        self.deployed = self.behavior = self.plan.data_return(sofar, self.task.horizon)
         self._phase_times = {}
         if self._timing and phase != "new":  # deployments.csv counts the time before the kill too
             self._phase_times = dict(self._timing["phases"])
@@ -175,6 +183,7 @@ class Run:
         meta = {"phase": phase, "next_iteration": itr, "best_return": self.best_return, "best_iteration": self.best_itr,
                 "bc_return": self.bc_return, **self.learner.state_meta(), "behavior": self.behavior,
                 "bremen_version": __version__, "config": self.cfg.settings, "deployment": self.deployment,
+                "target": self.target,
                 "timing": {"phases": self._phase_times, "collect": self._time_collect,
                            "deployment": time.time() - self._t_deployment}}
         save_checkpoint(self.dir / CHECKPOINT, self.learner.state_arrays(phase), meta)
@@ -192,8 +201,8 @@ class Run:
         (self.dir / CONFIG_FILE).write_text(json.dumps(c.settings, indent=2) + "\n")
         L = self.learner
         self.progress_log = CSVLog(self.dir / "progress.csv", self.progress_keys)
-        self.detail_log = (CSVLog(self.dir / L.detail_log, L.detail_keys) if L.detail_keys
-                           else CSVLog.existing(self.dir / L.detail_log))  # else made with its first row
+        self.detail_log = (None if L.detail_log is None else CSVLog(self.dir / L.detail_log, L.detail_keys)
+                           if L.detail_keys else CSVLog.existing(self.dir / L.detail_log))  # else made with its first row
         if self.resume:  # drop rows written after the checkpoint
             for log in (self.progress_log, self.detail_log):
                 if log is not None:
@@ -223,7 +232,7 @@ class Run:
             return self._after_model(info)
         if phase == "bc":
             return self._after_bc(info)
-        return self._after_chunk(index, info)
+        return self._after_chunk(index, info)  # False: the run stops there (--stop_at_target)
 
     def _close_bar(self, phase: str) -> float:
         if phase in self._bars:
@@ -255,7 +264,9 @@ class Run:
 
     def _start_policy_phase(self, start: int) -> None:
         bc = "" if self.bc_return is None else f", BC return {self.bc_return:.1f}"
-        self._say(f"{self.plan.data_label} return {self.behavior['mean']:.1f} ({self.behavior['episodes']} episodes){bc}")
+        if self.behavior is not None:
+            self._say(f"{self.plan.data_label} return {self.behavior['mean']:.1f} ({self.behavior['episodes']} "
+                      f"episodes){bc}")
         label = self.cfg.label if self.bar_position is None else f"{self.cfg.label} seed {self.cfg.seed}"
         if self.plan.deployments > 1:
             label = f"{label} deployment {self.deployment}/{self.plan.deployments - 1}"
@@ -272,11 +283,13 @@ class Run:
         ev = self.evaluate(policy, index, record=c.eval_model)
         t_eval = time.time() - t0
         report = L.report(index, info, ev.get("transitions"))
-        if self.detail_log is None:
+        if self.detail_log is None and report.details:
             first = report.details[0]
             self.detail_log = CSVLog(self.dir / L.detail_log, ["Iteration", *sorted(k for k in first if k != "Iteration")])
         for row in report.details:
             self.detail_log.write(row)
+        stop = self._check_target(index, ev, policy)
+        self._last_ev = ev
         for tag, value, tb_step in report.scalars:
             self.tb.add_scalar(tag, value, tb_step)
         if ev["episode_mean"] > self.best_return:
@@ -286,7 +299,7 @@ class Run:
         for key, seconds in times.items():
             self._phase_times[key] = self._phase_times.get(key, 0.0) + seconds
         row = {"Iteration": index, **self.plan.progress_row(self.deployment, self.data, self.deployed),
-               **{k: ev[k] for k in EVAL_KEYS}, "TotalSamples": len(self.data), **report.progress,
+               **{k: ev[k] for k in EVAL_KEYS}, "TotalSamples": self._samples(), **report.progress,
                "best_return": self.best_return, "bc_return": self.bc_return, **times,
                "time_total": time.time() - self._t_run}
         self.progress_log.write(row)
@@ -295,6 +308,27 @@ class Run:
         self._chunk_done(L.chunk_phase, index, ev)
         if c.save_variables and (index % 100 == 0 or index == c.outer_iterations - 1):
             self._export(f"policy_iter{index}", ev, index, policy)
+        return False if stop else None
+
+    def _check_target(self, index: int, ev: dict, policy) -> bool:
+        """--eval_target: ``partial_target`` is the policy of the first of two consecutive evaluations whose
+        means reach the target (BRAC's partially trained π_p); True when training should stop there."""
+        c, t = self.cfg, self.target
+        if c.eval_target is None:
+            return False
+        mean = ev["episode_mean"]
+        t["hits"] = t["hits"] + 1 if mean >= c.eval_target else 0
+        if t["hits"] >= 2 and t["partial_target"] is None:
+            t["partial_target"] = {"iteration": index, "mean": mean, "previous_mean": t["last_mean"]}
+            self._export("partial_target", ev, index, policy,
+                         extra={"eval_target": c.eval_target, "previous_eval_return": t["last_mean"]})
+            self._say(f"target {c.eval_target:g} reached: evaluations {t['last_mean']:.1f} and {mean:.1f}; "
+                      f"the policy is exported as partial_target/")
+        t["last_mean"] = mean
+        return bool(c.stop_at_target and t["partial_target"] is not None)
+
+    def _samples(self) -> int:
+        return 0 if self.data is None else len(self.data)
 
     def _chunk_done(self, phase: str, index: int, ev: dict) -> None:
         self.tb.flush()
@@ -304,7 +338,11 @@ class Run:
         self._t_chunk = time.time()
 
     def evaluate(self, policy, index: int, record: bool = False) -> dict:
-        """Deterministic episodes on the real env, at least ``eval_steps`` real steps (the original's protocol)."""
+        """Deterministic episodes on the real env, at least ``eval_steps`` real steps (the original's protocol), or
+        exactly ``eval_episodes`` episodes."""
+        if self.cfg.eval_episodes:
+            return evaluate_episodes(policy, self.eval_env, self.cfg.eval_episodes, self.cfg.seed, index,
+                                     pool=self.eval_pool)
         return evaluate_steps(policy, self.eval_env, self.cfg.eval_steps, self.cfg.seed, index, record=record,
                               pool=self.eval_pool, horizon=self.task.horizon)
 
@@ -340,6 +378,8 @@ class Run:
         last_row = self.progress_log.rows()[-1] if n_iters else {}
         final_ev = ({**{k: float(last_row[k]) for k in ("episode_mean", "episode_min", "episode_max")},
                      "episodes": int(float(last_row["episodes"]))} if last_row else {})
+        if self._last_ev is not None and "env_seeds" in self._last_ev:  # episodes on recorded seeds: this
+            final_ev = self._last_ev  # session's last evaluation as measured, so the seeds reproduce it exactly
         self._export("policy_final", final_ev, n_iters - 1, self.learner.policy())
         if c.video_dir:
             from bremen.io.video import VideoSettings, record_videos
@@ -348,12 +388,15 @@ class Run:
                           prefix=f"_seed{c.seed}", progress=self.progress, on_written=self._say)
         summary = {
             "task": c.task, "algorithm": c.algorithm, "seed": c.seed, "preset": c.preset,
-            "run_dir": str(self.dir), "dataset": str(c.data_path), "n_train": len(self.data),
-            "behavior_return": self.behavior["mean"], "bc_return": self.bc_return,
+            "run_dir": str(self.dir), "dataset": None if self.data is None else str(c.data_path),
+            "n_train": self._samples(), "behavior_return": self.behavior["mean"] if self.behavior else None,
+            "bc_return": self.bc_return,
             "final_return": final_ev.get("episode_mean"), "best_return": self.best_return,
             "best_iteration": self.best_itr, "outer_iterations": n_iters,
             **self.learner.summary(n_iters),
         }
+        if c.eval_target is not None:
+            summary.update({"eval_target": c.eval_target, "partial_target": self.target["partial_target"]})
         if self.plan.reports_deployments:
             summary.update({"script": "recursive", "deployments": self.plan.deployments, "batch_size": c.batch_size,
                             "real_samples": len(self.data),
@@ -362,11 +405,15 @@ class Run:
         return summary
 
     def _export(self, name: str, ev: dict, itr: int, policy, algorithm: Optional[str] = None,
-                protocol: Optional[str] = None):
+                protocol: Optional[str] = None, extra: Optional[dict] = None):
         """``name/`` in the weights/ format, with the return it was evaluated at."""
         c = self.cfg
         meta = {"task": c.task, "algorithm": algorithm or c.algorithm, "seed": c.seed, "iteration": itr,
-                "return": {k: ev.get(k) for k in ("episode_mean", "episode_min", "episode_max", "episodes")},
-                "return_protocol": protocol or f"deterministic mean action, >= {c.eval_steps} real steps",
-                **self.plan.export_meta(self.deployment, self.data), "bremen_version": __version__}
+                "return": {**{k: ev.get(k) for k in ("episode_mean", "episode_min", "episode_max", "episodes")},
+                           **({"env_seeds": ev["env_seeds"]} if "env_seeds" in ev else {})},
+                "return_protocol": protocol or (f"deterministic mean action, {c.eval_episodes} episodes"
+                                                if c.eval_episodes else
+                                                f"deterministic mean action, >= {c.eval_steps} real steps"),
+                **self.plan.export_meta(self.deployment, self.data), **getattr(self.learner, "export_meta", dict)(),
+                **(extra or {}), "bremen_version": __version__}
         save_policy(self.dir / name, policy, meta)
