@@ -68,6 +68,9 @@ class OwnStepsPlan:
     def data_return(self, sofar: DataSoFar, horizon: int) -> Optional[dict]:
         return None
 
+    def summary(self, data, behavior) -> dict:
+        return {"dataset": None, "n_train": 0, "behavior_return": None}
+
     def progress_row(self, d: int, data, deployed) -> dict:
         return {}
 
@@ -117,6 +120,10 @@ class DatasetPlan:
     def export_meta(self, d: int, data) -> dict:
         """What an exported policy's metadata says about the data it learned from."""
         return {"dataset": str(self.cfg.data_path)}
+
+    def summary(self, data, behavior: dict) -> dict:
+        """summary.json's entries about the data."""
+        return {"dataset": str(self.cfg.data_path), "n_train": len(data), "behavior_return": behavior["mean"]}
 
 
 class CollectionPlan:
@@ -181,6 +188,11 @@ class CollectionPlan:
 
     def progress_row(self, d: int, data, deployed: dict) -> dict:
         return {"deployment": d, "real_samples": len(data), "deployed_return": deployed["mean"]}
+
+    def summary(self, data, behavior: dict) -> dict:
+        c = self.cfg
+        return {**DatasetPlan.summary(self, data, behavior), "script": "recursive", "deployments": self.deployments,
+                "batch_size": c.batch_size, "real_samples": len(data)}
 
     def export_meta(self, d: int, data) -> dict:
         return {"deployments": d + 1, "real_samples": len(data), "dataset": str(Path(self.cfg.run_dir) / "deployments")}

@@ -40,6 +40,7 @@ from bremen.run.config import RunConfig
 from bremen.run.deployments import CollectionPlan, DatasetPlan, OwnStepsPlan
 from bremen.run.directory import CHECKPOINT, CONFIG_FILE, check_same_settings, prepare_run_dir
 from bremen.run.report import DEPLOYMENT_KEYS, FINAL_EPISODES, plot_deployments
+from bremen.run.target import TargetWatch
 from bremen.errors import UserError
 from bremen.tasks import make as make_task
 
@@ -111,19 +112,19 @@ class Run:
         self.bc_return = None
         self._bars, self._t0, self._phase_times = {}, {}, {}
         self._timing = None  # a resumed deployment's time spent before its checkpoint
-        self.target = {"hits": 0, "last_mean": None, "partial_target": None}  # --eval_target's bookkeeping
+        self.target = TargetWatch(self.cfg.eval_target)
         self._last_ev = None
         phase, start, first = "new", 0, 0
         if self.resume:
             meta = self._stored
             first = meta.get("deployment", 0)
             self._timing = meta.get("timing")
-            self.target = meta.get("target", self.target)
+            self.target = TargetWatch(self.cfg.eval_target, meta.get("target"))
             self.deployment = first
             self.data = self.plan.data_so_far(first, self.learner.policy).all
             phase, start = self.restore(self.data)
             said = phase
-            stopped = self.cfg.stop_at_target and self.target["partial_target"] is not None
+            stopped = self.cfg.stop_at_target and self.target.reached is not None
             if phase in ("trpo", "train") and (start >= (first + 1) * self.chunks or stopped):
                 phase = "done"  # the deployment's training was finished; its report may not be
                 reported = CSVLog.existing(self.dir / "deployments.csv") if self.plan.reports_deployments else None
@@ -183,7 +184,7 @@ class Run:
         meta = {"phase": phase, "next_iteration": itr, "best_return": self.best_return, "best_iteration": self.best_itr,
                 "bc_return": self.bc_return, **self.learner.state_meta(), "behavior": self.behavior,
                 "bremen_version": __version__, "config": self.cfg.settings, "deployment": self.deployment,
-                "target": self.target,
+                "target": self.target.state,
                 "timing": {"phases": self._phase_times, "collect": self._time_collect,
                            "deployment": time.time() - self._t_deployment}}
         save_checkpoint(self.dir / CHECKPOINT, self.learner.state_arrays(phase), meta)
@@ -299,7 +300,7 @@ class Run:
         for key, seconds in times.items():
             self._phase_times[key] = self._phase_times.get(key, 0.0) + seconds
         row = {"Iteration": index, **self.plan.progress_row(self.deployment, self.data, self.deployed),
-               **{k: ev[k] for k in EVAL_KEYS}, "TotalSamples": self._samples(), **report.progress,
+               **{k: ev[k] for k in EVAL_KEYS}, "TotalSamples": len(self.data or ()), **report.progress,
                "best_return": self.best_return, "bc_return": self.bc_return, **times,
                "time_total": time.time() - self._t_run}
         self.progress_log.write(row)
@@ -311,24 +312,15 @@ class Run:
         return False if stop else None
 
     def _check_target(self, index: int, ev: dict, policy) -> bool:
-        """--eval_target: ``partial_target`` is the policy of the first of two consecutive evaluations whose
-        means reach the target (BRAC's partially trained π_p); True when training should stop there."""
+        """--eval-target (bremen.run.target): export ``partial_target/``; True when training stops there."""
         c, t = self.cfg, self.target
-        if c.eval_target is None:
-            return False
-        mean = ev["episode_mean"]
-        t["hits"] = t["hits"] + 1 if mean >= c.eval_target else 0
-        if t["hits"] >= 2 and t["partial_target"] is None:
-            t["partial_target"] = {"iteration": index, "mean": mean, "previous_mean": t["last_mean"]}
-            self._export("partial_target", ev, index, policy,
-                         extra={"eval_target": c.eval_target, "previous_eval_return": t["last_mean"]})
-            self._say(f"target {c.eval_target:g} reached: evaluations {t['last_mean']:.1f} and {mean:.1f}; "
+        if t.update(index, ev["episode_mean"]):
+            prev = t.reached["previous_mean"]
+            self._export("partial_target", ev, index, policy, extra={"eval_target": c.eval_target,
+                                                                      "previous_eval_return": prev})
+            self._say(f"target {c.eval_target:g} reached: evaluations {prev:.1f} and {ev['episode_mean']:.1f}; "
                       f"the policy is exported as partial_target/")
-        t["last_mean"] = mean
-        return bool(c.stop_at_target and t["partial_target"] is not None)
-
-    def _samples(self) -> int:
-        return 0 if self.data is None else len(self.data)
+        return bool(c.stop_at_target and t.reached is not None)
 
     def _chunk_done(self, phase: str, index: int, ev: dict) -> None:
         self.tb.flush()
@@ -340,11 +332,10 @@ class Run:
     def evaluate(self, policy, index: int, record: bool = False) -> dict:
         """Deterministic episodes on the real env, at least ``eval_steps`` real steps (the original's protocol), or
         exactly ``eval_episodes`` episodes."""
-        if self.cfg.eval_episodes:
-            return evaluate_episodes(policy, self.eval_env, self.cfg.eval_episodes, self.cfg.seed, index,
-                                     pool=self.eval_pool)
-        return evaluate_steps(policy, self.eval_env, self.cfg.eval_steps, self.cfg.seed, index, record=record,
-                              pool=self.eval_pool, horizon=self.task.horizon)
+        c = self.cfg
+        return (evaluate_episodes(policy, self.eval_env, c.eval_episodes, c.seed, index, self.eval_pool) if c.eval_episodes
+                else evaluate_steps(policy, self.eval_env, c.eval_steps, c.seed, index, record, self.eval_pool,
+                                    self.task.horizon))
 
     # ------------------------------------------------------------------ reports and exports
     def _report_deployment(self, d: int) -> None:
@@ -388,19 +379,14 @@ class Run:
                           prefix=f"_seed{c.seed}", progress=self.progress, on_written=self._say)
         summary = {
             "task": c.task, "algorithm": c.algorithm, "seed": c.seed, "preset": c.preset,
-            "run_dir": str(self.dir), "dataset": None if self.data is None else str(c.data_path),
-            "n_train": self._samples(), "behavior_return": self.behavior["mean"] if self.behavior else None,
-            "bc_return": self.bc_return,
+            "run_dir": str(self.dir), **self.plan.summary(self.data, self.behavior), "bc_return": self.bc_return,
             "final_return": final_ev.get("episode_mean"), "best_return": self.best_return,
-            "best_iteration": self.best_itr, "outer_iterations": n_iters,
-            **self.learner.summary(n_iters),
+            "best_iteration": self.best_itr, "outer_iterations": n_iters, **self.learner.summary(n_iters),
         }
         if c.eval_target is not None:
-            summary.update({"eval_target": c.eval_target, "partial_target": self.target["partial_target"]})
+            summary.update({"eval_target": c.eval_target, "partial_target": self.target.reached})
         if self.plan.reports_deployments:
-            summary.update({"script": "recursive", "deployments": self.plan.deployments, "batch_size": c.batch_size,
-                            "real_samples": len(self.data),
-                            "deployment_returns": [float(r["final_return"]) for r in self.deploy_log.rows()]})
+            summary["deployment_returns"] = [float(r["final_return"]) for r in self.deploy_log.rows()]
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
