@@ -29,7 +29,7 @@ def test_update_many_equals_single_updates_with_the_same_draws():
     s, losses = s0, []
     for _ in range(5):  # update_many's draws: key, k = split(state.key); idx = randint(k, (B,), 0, N)
         key, k = jax.random.split(s.key)
-        idx = jax.random.randint(k, (32,), 0, data.obs.shape[0])
+        idx = jax.random.randint(k, (32,), 0, data.observations.shape[0])
         s, i = one(s._replace(key=key), jax.tree.map(lambda a: a[idx], data))
         losses.append(float(i["bc_loss"]))
     for a, b in zip(jax.tree.leaves(many), jax.tree.leaves(s)):
@@ -74,7 +74,7 @@ def test_mse_bc_fits_the_test_policy_to_the_actions_by_squared_error():
     s0 = agent.init(jax.random.PRNGKey(1))
     data = line_data()
     s1, info = jax.jit(agent.update)(s0, data)
-    by_hand = np.mean((np.asarray(agent.act(s0, data.obs, None)) - np.asarray(data.act)) ** 2)
+    by_hand = np.mean((np.asarray(agent.act(s0, data.observations, None)) - np.asarray(data.actions)) ** 2)
     assert float(info["bc_loss"]) == pytest.approx(by_hand, rel=1e-5) and set(info) == {"bc_loss"}
     w_out = np.asarray(s1.actor[-1]["w"]) - np.asarray(s0.actor[-1]["w"])
     assert np.all(w_out[:, 1] == 0) and np.any(w_out[:, 0] != 0)  # σ's column (index 1) untouched

@@ -66,7 +66,7 @@ def test_update_many_equals_single_updates_and_is_deterministic():
     s, infos = s0, []
     for _ in range(5):  # update_many's sampling: split the state's key, indices from the second half
         key, k = jax.random.split(s.key)
-        idx = jax.random.randint(k, (100,), 0, data.obs.shape[0])
+        idx = jax.random.randint(k, (100,), 0, data.observations.shape[0])
         s, i = one_update(agent, s._replace(key=key), jax.tree.map(lambda a: a[idx], data))
         infos.append(i)
     assert int(many.step) == int(s.step) == 5

@@ -80,7 +80,7 @@ def test_update_many_equals_single_updates():
     single, infos = state, []
     for _ in range(5):
         key, k = jax.random.split(single.key)
-        idx = jax.random.randint(k, (32,), 0, data.obs.shape[0])
+        idx = jax.random.randint(k, (32,), 0, data.observations.shape[0])
         single, i = _update(agent, single._replace(key=key), jax.tree.map(lambda a: a[idx], data))
         infos.append(i)
     assert int(many.step) == 5
@@ -122,7 +122,7 @@ def _relu_mlp(layers, x):
 def test_act_in_box_and_export_reproduces_it():
     agent, data = BEAR(SPEC, SMOKE), _data()
     state, _ = update_many(agent, agent.init(jax.random.PRNGKey(0)), data, 5, 32)
-    obs, key = np.asarray(data.obs[:40]), jax.random.PRNGKey(11)
+    obs, key = np.asarray(data.observations[:40]), jax.random.PRNGKey(11)
     acts = np.asarray(jax.jit(agent.act)(state, obs, key))
     assert acts.shape == (40, 2) and np.all(acts >= SPEC.act_low) and np.all(acts <= SPEC.act_high)
     fields, arrays = agent.export(state)

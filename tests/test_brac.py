@@ -144,7 +144,7 @@ def test_validate_names_the_valid_choices():
 
 def test_max_q_policy_picks_the_best_sample_under_q1_and_exports():
     ag = agent(behavior_steps=0, eval_policy="max_q")
-    st, obs, key = ag.init(jax.random.PRNGKey(0)), data(5).obs, jax.random.PRNGKey(4)
+    st, obs, key = ag.init(jax.random.PRNGKey(0)), data(5).observations, jax.random.PRNGKey(4)
     a = actor_sample(st.actor, repeat_rows(obs, 10), key, SPEC)[0]
     q1 = q_apply(st.q, repeat_rows(obs, 10), a)[0]
     want = a[jnp.argmax(q1, axis=0), jnp.arange(5)]
@@ -208,7 +208,7 @@ def test_training_is_deterministic_under_a_seed(trained):
 
 
 def test_the_learner_gives_the_dual_value_penalty_the_datasets_next_actions():
-    """BRAC-v in dual form reads Batch.next_act: the learner's device batch carries Dataset.next_actions."""
+    """BRAC-v in dual form reads Batch.next_actions: the learner's device batch carries Dataset.next_actions."""
     from bremen.data import Dataset
     from bremen.learners.actor_critic import device_batch
 
@@ -218,5 +218,5 @@ def test_the_learner_gives_the_dual_value_penalty_the_datasets_next_actions():
                               "actions": r.uniform(-1, 1, (10, 2)), "rewards": r.normal(size=10),
                               "terminals": np.zeros(10), "timeouts": np.arange(10) == 9})
     batch = device_batch(ds)
-    np.testing.assert_array_equal(np.asarray(batch.next_act[:9]), ds.actions[1:])
-    np.testing.assert_array_equal(np.asarray(batch.next_act[9]), ds.actions[9])  # truncated: its own action
+    np.testing.assert_array_equal(np.asarray(batch.next_actions[:9]), ds.actions[1:])
+    np.testing.assert_array_equal(np.asarray(batch.next_actions[9]), ds.actions[9])  # truncated: its own action

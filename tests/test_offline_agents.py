@@ -39,21 +39,21 @@ def test_agent_contract(name, tmp_path):
     s = s0
     for _ in range(4):
         key, k = jax.random.split(s.key)
-        idx = jax.random.randint(k, (16,), 0, data.obs.shape[0])
+        idx = jax.random.randint(k, (16,), 0, data.observations.shape[0])
         s, _ = agent.update(s._replace(key=key), jax.tree.map(lambda a: a[idx], data))
     trees_close(s_many, s)
     assert int(s_many.step) == 4
     assert all(np.isfinite(float(v)) for v in info.values()), info
 
     # evaluation actions: right shape, inside the box
-    act = np.asarray(agent.act(s_many, data.obs[:7], jax.random.PRNGKey(1)))
+    act = np.asarray(agent.act(s_many, data.observations[:7], jax.random.PRNGKey(1)))
     assert act.shape == (7, 2) and np.all(np.abs(act) <= 1.0)
 
     # the exported policy survives a save/load round trip and acts the same
     fields, arrays = agent.export(s_many)
     policy = policy_from_export(fields, arrays)
     loaded = load_policy(save_policy(tmp_path / "p", policy, {"algorithm": name}))
-    o = np.asarray(data.obs[0])
+    o = np.asarray(data.observations[0])
     np.testing.assert_allclose(loaded.act(o), policy.act(o), atol=1e-6)
     assert loaded.act(o).shape == (2,) and np.all(np.abs(loaded.act(o)) <= 1.0)
 

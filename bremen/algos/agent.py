@@ -54,30 +54,30 @@ class Spec(NamedTuple):
 
 
 class Batch(NamedTuple):
-    """One minibatch (or the whole dataset): ``terminal`` is 1.0 only on a true termination, so a
-    time-limit truncation keeps its bootstrap. ``next_act`` is the dataset's next action where known
-    (BRAC's a2), else zeros."""
+    """One minibatch (or the whole dataset), its fields named as :class:`bremen.data.Dataset`'s: ``terminals``
+    is 1.0 only on a true termination, so a time-limit truncation keeps its bootstrap. ``next_actions`` is
+    the dataset's next action where known (BRAC's a2), else zeros."""
 
-    obs: Any
-    act: Any
-    rew: Any
-    next_obs: Any
-    terminal: Any
-    next_act: Any
+    observations: Any
+    actions: Any
+    rewards: Any
+    next_observations: Any
+    terminals: Any
+    next_actions: Any
 
 
-def batch_from_arrays(obs, act, rew, next_obs, terminal, next_act=None) -> Batch:
+def batch_from_arrays(observations, actions, rewards, next_observations, terminals, next_actions=None) -> Batch:
     """A device-resident float32 :class:`Batch` from NumPy arrays."""
     f = lambda a: jnp.asarray(np.asarray(a, np.float32))
-    next_act = np.zeros_like(act) if next_act is None else next_act
-    return Batch(f(obs), f(act), f(rew), f(next_obs), f(terminal), f(next_act))
+    next_actions = np.zeros_like(actions) if next_actions is None else next_actions
+    return Batch(f(observations), f(actions), f(rewards), f(next_observations), f(terminals), f(next_actions))
 
 
 @partial(jax.jit, static_argnums=(0, 3, 4))
 def update_many(agent, state, data: Batch, n: int, batch_size: int):
     """``n`` updates of ``agent`` in one compiled call; minibatches drawn uniformly with replacement from
     ``data`` inside the scan with a key split off ``state.key``. Returns ``(state, info averaged over n)``."""
-    size = data.obs.shape[0]
+    size = data.observations.shape[0]
 
     def body(s, _):
         key, k = jax.random.split(s.key)

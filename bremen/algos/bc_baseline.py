@@ -192,11 +192,11 @@ class BC:
         c = self.config
         key, k = jax.random.split(state.key)
         if c.loss == "mse":
-            actor, actor_opt, info = mse_step(state.actor, state.actor_opt, batch.obs, batch.act, self.spec, c.lr,
+            actor, actor_opt, info = mse_step(state.actor, state.actor_opt, batch.observations, batch.actions, self.spec, c.lr,
                                               c.log_std_min, c.log_std_max)
             return state._replace(actor=actor, actor_opt=actor_opt, step=state.step + 1, key=key), info
         actor, actor_opt, alpha, alpha_opt, info = bc_step(
-            state.actor, state.actor_opt, state.alpha_entropy, state.alpha_entropy_opt, batch.obs, batch.act, k,
+            state.actor, state.actor_opt, state.alpha_entropy, state.alpha_entropy_opt, batch.observations, batch.actions, k,
             self.spec, c.lr, c.train_alpha_entropy, self.target_entropy, c.log_std_min, c.log_std_max, c.clip_eps)
         return BCState(actor, actor_opt, alpha, alpha_opt, state.step + 1, key), info
 

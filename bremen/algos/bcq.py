@@ -232,27 +232,27 @@ class BCQ:
         c, spec = self.c, self.spec
         vae_opt, actor_opt, q_opt = self.optimizers()
         key, k_vae, k_next, k_pi = jax.random.split(state.key, 4)
-        terminal = batch.terminal.astype(jnp.float32)
+        terminal = batch.terminals.astype(jnp.float32)
 
         # 1. VAE
         (l_vae, vae_info), grads = jax.value_and_grad(vae_loss, has_aux=True)(
-            state.vae, batch.obs, batch.act, k_vae, spec, c.latent_dim, c.kl_weight)
+            state.vae, batch.observations, batch.actions, k_vae, spec, c.latent_dim, c.kl_weight)
         vae, vae_opt_state = adam_step(vae_opt, grads, state.vae_opt, state.vae)
 
         # 2. critics: max over n perturbed proposals of the soft clipped double-Q of the targets
-        next_obs = batch.next_obs  # [B, obs] against n_target_samples proposals [n, B, act]
+        next_obs = batch.next_observations  # [B, obs] against n_target_samples proposals [n, B, act]
         proposals, _ = vae_sample(vae, next_obs, k_next, spec, c.latent_dim, LATENT_CLIP, c.n_target_samples)
         next_act = perturb(state.actor_target, next_obs, proposals, spec, c.phi)
         next_v = jnp.max(soft_clipped_double_q(q_apply(state.q_target, next_obs, next_act), c.lam), axis=0)
-        y = jax.lax.stop_gradient(batch.rew + c.discount * (1.0 - terminal) * next_v)
+        y = jax.lax.stop_gradient(batch.rewards + c.discount * (1.0 - terminal) * next_v)
 
-        q, q_opt_state, l_q, qs = critic_step(q_opt, state.q, state.q_opt, batch.obs, batch.act, y)
+        q, q_opt_state, l_q, qs = critic_step(q_opt, state.q, state.q_opt, batch.observations, batch.actions, y)
 
         # 3. perturbation model against the updated critics, on proposals of the updated VAE
-        proposals = jax.lax.stop_gradient(vae_sample(vae, batch.obs, k_pi, spec, c.latent_dim, LATENT_CLIP)[0])
+        proposals = jax.lax.stop_gradient(vae_sample(vae, batch.observations, k_pi, spec, c.latent_dim, LATENT_CLIP)[0])
 
         def actor_loss_fn(actor):
-            return -jnp.mean(q1_apply(q, batch.obs, perturb(actor, batch.obs, proposals, spec, c.phi)))
+            return -jnp.mean(q1_apply(q, batch.observations, perturb(actor, batch.observations, proposals, spec, c.phi)))
 
         l_actor, grads = jax.value_and_grad(actor_loss_fn)(state.actor)
         actor, actor_opt_state = adam_step(actor_opt, grads, state.actor_opt, state.actor)

@@ -250,29 +250,29 @@ class BEAR:
         """One BEAR update, eqs. (1)–(9); pure and jittable."""
         c, spec = self.config, self.spec
         key, k_vae, k_next, k_pi, k_dec = jax.random.split(state.key, 5)
-        terminal = batch.terminal.astype(jnp.float32)
+        terminal = batch.terminals.astype(jnp.float32)
 
         # (1) behavior VAE
-        (l_vae, _), g = jax.value_and_grad(vae_loss, has_aux=True)(state.vae, batch.obs, batch.act, k_vae, spec,
+        (l_vae, _), g = jax.value_and_grad(vae_loss, has_aux=True)(state.vae, batch.observations, batch.actions, k_vae, spec,
                                                                     self.latent_dim)
         vae, vae_opt = adam_step(self._opt("vae"), g, state.vae_opt, state.vae)
 
         # (2), (3) critics against the target critics at current-policy actions
-        next_act, _ = self._sample(state.actor, batch.next_obs, k_next, n=c.num_target_samples)  # [n, B, act]
-        v = jnp.max(soft_clipped_double_q(q_apply(state.q_target, batch.next_obs, next_act), c.lam), axis=0)
-        y = jax.lax.stop_gradient(batch.rew + c.discount * (1.0 - terminal) * v)
+        next_act, _ = self._sample(state.actor, batch.next_observations, k_next, n=c.num_target_samples)  # [n, B, act]
+        v = jnp.max(soft_clipped_double_q(q_apply(state.q_target, batch.next_observations, next_act), c.lam), axis=0)
+        y = jax.lax.stop_gradient(batch.rewards + c.discount * (1.0 - terminal) * v)
 
-        q, q_opt, l_q, qs = critic_step(self._opt("q"), state.q, state.q_opt, batch.obs, batch.act, y)
+        q, q_opt, l_q, qs = critic_step(self._opt("q"), state.q, state.q_opt, batch.observations, batch.actions, y)
 
         # (4)–(7) actor against the new critics and the new VAE
-        _, raw_vae = vae_sample(vae, batch.obs, k_dec, spec, self.latent_dim, n=c.num_samples_match)  # [n, B, act]
+        _, raw_vae = vae_sample(vae, batch.observations, k_dec, spec, self.latent_dim, n=c.num_samples_match)  # [n, B, act]
         raw_vae = jnp.swapaxes(jax.lax.stop_gradient(raw_vae), 0, 1)  # [B, n, act]
         weight = jnp.exp(state.log_alpha) if c.mode == "auto" else jnp.asarray(HARDCODED_WEIGHT, jnp.float32)
 
         def actor_loss_fn(actor):
-            a, u = self._sample(actor, batch.obs, k_pi, c.noise_clip, c.num_samples_match)
+            a, u = self._sample(actor, batch.observations, k_pi, c.noise_clip, c.num_samples_match)
             mmd = mmd_bear(jnp.swapaxes(u, 0, 1), raw_vae, c.kernel, c.mmd_sigma)  # [B]
-            q_k = policy_q(q, batch.obs, a, c.q_samples)  # [n_q, B]
+            q_k = policy_q(q, batch.observations, a, c.q_samples)  # [n_q, B]
             q_hat = (jnp.min, jnp.max, jnp.mean)[c.version](q_k, axis=0)
             std = jnp.std(q_k, axis=0) if c.use_ensemble_variance else jnp.zeros_like(q_hat)
             penalty = c.lamda * np.sqrt((1.0 - c.delta_conf) / c.delta_conf) * std

@@ -25,7 +25,7 @@ Each update (BRAC's order): Q̄_k ← τ·Q_k + (1 − τ)·Q̄_k, then
   train_alpha_entropy:  L_αe = mean α_ent·(−log π(a|s) − H̄), H̄ = −|A|                               (E)
 
 value_penalty = True is BRAC-v, False BRAC-p. In the dual form D̂(s') in (Q) uses the dataset's next action
-(``Batch.next_act``, from ``bremen.data.Dataset.next_actions``: the next row's action where the episode goes on;
+(``Batch.next_actions``, from ``bremen.data.Dataset.next_actions``: the next row's action where the episode goes on;
 at the last row of a truncated episode the row's own action stands in, one row in a thousand on MuJoCo data).
 
 Behavior policy (primal): the first ``behavior_steps`` updates only clone π_b with BRAC's BC recipe
@@ -165,9 +165,9 @@ class BRAC:
         """(π) with the Q networks of ``state``; aux (D̂, log π)."""
         c = self.config
         k_pi, k_div = jax.random.split(key)
-        a_pi, logp, _ = self._sample(actor, batch.obs, k_pi)
-        div = self.divergence(state, actor, batch.obs, a_pi, batch.act, k_div)
-        q = soft_clipped_double_q(q_apply(state.q, batch.obs, a_pi), c.ensemble_q_lambda)
+        a_pi, logp, _ = self._sample(actor, batch.observations, k_pi)
+        div = self.divergence(state, actor, batch.observations, a_pi, batch.actions, k_div)
+        q = soft_clipped_double_q(q_apply(state.q, batch.observations, a_pi), c.ensemble_q_lambda)
         q_on = (state.step - c.behavior_updates > c.warm_start).astype(jnp.float32)
         alpha, alpha_ent = clip_v2(state.alpha, 0.0, ALPHA_MAX), clip_v2(state.alpha_entropy, 0.0, jnp.inf)
         return jnp.mean(alpha_ent * logp + alpha * div - q_on * q), (div, logp)
@@ -190,15 +190,15 @@ class BRAC:
         key, k_next, k_div2, k_pi, k_a, k_ae, *k_c = jax.random.split(state.key, 6 + c.c_iter)
         alpha, alpha_ent = clip_v2(state.alpha, 0.0, ALPHA_MAX), clip_v2(state.alpha_entropy, 0.0, jnp.inf)
         q_target = soft_update(state.q_target, state.q, c.tau)
-        a2, logp2, _ = self._sample(state.actor, batch.next_obs, k_next)
-        q2 = soft_clipped_double_q(q_apply(q_target, batch.next_obs, a2), c.ensemble_q_lambda)
-        div2 = (self.divergence(state, state.actor, batch.next_obs, a2, batch.next_act, k_div2)
+        a2, logp2, _ = self._sample(state.actor, batch.next_observations, k_next)
+        q2 = soft_clipped_double_q(q_apply(q_target, batch.next_observations, a2), c.ensemble_q_lambda)
+        div2 = (self.divergence(state, state.actor, batch.next_observations, a2, batch.next_actions, k_div2)
                 if c.value_penalty else jnp.zeros_like(q2))
-        y = jax.lax.stop_gradient(q_target_value(batch.rew, batch.terminal, q2, logp2, alpha_ent, alpha, div2,
+        y = jax.lax.stop_gradient(q_target_value(batch.rewards, batch.terminals, q2, logp2, alpha_ent, alpha, div2,
                                                  c.discount, c.value_penalty))
 
         def q_loss_fn(q):
-            qs = q_apply(q, batch.obs, batch.act)
+            qs = q_apply(q, batch.observations, batch.actions)
             return jnp.sum(jnp.mean((qs - y) ** 2, axis=-1)), qs
 
         (q_loss, qs), g = jax.value_and_grad(q_loss_fn, has_aux=True)(state.q)
@@ -210,22 +210,22 @@ class BRAC:
         info = {"q_loss": q_loss, "actor_loss": p_loss, "div_mean": jnp.mean(div), "q_mean": jnp.mean(qs),
                 "entropy": -jnp.mean(logp), "critic_loss": jnp.zeros(())}
         if c.form == "dual":
-            state, info["critic_loss"] = self._critic_step(state, batch.obs, batch.act, k_c[0])
+            state, info["critic_loss"] = self._critic_step(state, batch.observations, batch.actions, k_c[0])
         if c.train_alpha:  # (A) with a fresh D̂ of the updated actor (and critic)
             k1, k2 = jax.random.split(k_a)
-            a_pi = self._sample(state.actor, batch.obs, k1)[0]
-            d = jax.lax.stop_gradient(self.divergence(state, state.actor, batch.obs, a_pi, batch.act, k2))
+            a_pi = self._sample(state.actor, batch.observations, k1)[0]
+            d = jax.lax.stop_gradient(self.divergence(state, state.actor, batch.observations, a_pi, batch.actions, k2))
             g = jax.grad(lambda a: -jnp.mean(clip_v2(a, 0.0, ALPHA_MAX) * (d - c.target_divergence)))(state.alpha)
             new_alpha, alpha_opt = adam_step(optax.adam(c.alpha_lr), g, state.alpha_opt, state.alpha)
             state = state._replace(alpha=new_alpha, alpha_opt=alpha_opt)
         if c.train_alpha_entropy:  # (E)
-            lp = jax.lax.stop_gradient(self._sample(state.actor, batch.obs, k_ae)[1])
+            lp = jax.lax.stop_gradient(self._sample(state.actor, batch.observations, k_ae)[1])
             g = jax.grad(lambda a: jnp.mean(clip_v2(a, 0.0, jnp.inf) * (-lp - self._target_entropy())))(
                 state.alpha_entropy)
             new_ae, ae_opt = adam_step(optax.adam(c.alpha_lr), g, state.alpha_entropy_opt, state.alpha_entropy)
             state = state._replace(alpha_entropy=new_ae, alpha_entropy_opt=ae_opt)
         if c.form == "dual" and c.c_iter > 1:  # the c_iter − 1 extra critic steps, same minibatch
-            state = jax.lax.scan(lambda s, k: (self._critic_step(s, batch.obs, batch.act, k)[0], None), state,
+            state = jax.lax.scan(lambda s, k: (self._critic_step(s, batch.observations, batch.actions, k)[0], None), state,
                                  jnp.stack(k_c[1:]))[0]
         info["alpha"] = clip_v2(state.alpha, 0.0, ALPHA_MAX)
         info["alpha_entropy"] = clip_v2(state.alpha_entropy, 0.0, jnp.inf)
@@ -235,8 +235,8 @@ class BRAC:
         c = self.config
         key, k = jax.random.split(state.key)
         behavior, b_opt, b_alpha, b_alpha_opt, info = bc_step(
-            state.behavior, state.behavior_opt, state.behavior_alpha, state.behavior_alpha_opt, batch.obs,
-            batch.act, k, self.spec, c.behavior_lr, True, -float(self.spec.act_dim), LOG_STD_MIN, LOG_STD_MAX,
+            state.behavior, state.behavior_opt, state.behavior_alpha, state.behavior_alpha_opt, batch.observations,
+            batch.actions, k, self.spec, c.behavior_lr, True, -float(self.spec.act_dim), LOG_STD_MIN, LOG_STD_MAX,
             CLIP_EPS)
         state = state._replace(behavior=behavior, behavior_opt=b_opt, behavior_alpha=b_alpha,
                                behavior_alpha_opt=b_alpha_opt, step=state.step + 1, key=key)

@@ -79,8 +79,8 @@ class SACAgent:
         return self.sac.init(key)
 
     def update(self, state: SACState, batch: Batch):
-        return self.sac._update(state, {"obs": batch.obs, "act": batch.act, "rew": batch.rew,
-                                        "next_obs": batch.next_obs, "terminal": batch.terminal})
+        return self.sac._update(state, {"obs": batch.observations, "act": batch.actions, "rew": batch.rewards,
+                                        "next_obs": batch.next_observations, "terminal": batch.terminals})
 
     def act(self, state: SACState, obs, key=None):
         """The deterministic test policy a = m + h·tanh(μ(s))."""

@@ -47,7 +47,7 @@ class ToyAgent:
 
     def update(self, state: ToyState, batch):
         def loss_fn(actor):
-            return jnp.mean((actor_mode(actor, batch.obs, self.spec) - batch.act) ** 2)
+            return jnp.mean((actor_mode(actor, batch.observations, self.spec) - batch.actions) ** 2)
 
         loss, grads = jax.value_and_grad(loss_fn)(state.actor)
         actor, opt = adam_step(optax.adam(self.config.learning_rate), grads, state.opt, state.actor)
