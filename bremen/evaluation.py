@@ -137,12 +137,11 @@ def evaluate_steps(policy, env, min_steps: int, seed: int, index: int, record: b
 
 def evaluate_episodes(policy, env, episodes: int, seed: int, index: int, pool: Optional[EnvPool] = None) -> dict:
     """Exactly ``episodes`` deterministic episodes: the first ones :func:`evaluate_steps` would run for the same
-    ``index``; the same dict, with the episodes' reset seeds and mean length."""
+    ``index``; the same dict, with the episodes' reset seeds."""
     seeds = [derived_seed(seed, EVAL_STREAM, index, k) for k in range(episodes)]
     r, lengths = evaluate(policy, env, seeds, pool=pool)
     return {"episode_mean": float(r.mean()), "episode_min": float(r.min()), "episode_max": float(r.max()),
-            "episode_std": float(r.std()), "episodes": len(r), "eval_steps": int(np.sum(lengths)),
-            "length_mean": float(np.mean(lengths)), "env_seeds": seeds}
+            "episode_std": float(r.std()), "episodes": len(r), "eval_steps": int(np.sum(lengths)), "env_seeds": seeds}
 
 
 def start_states(task, n: int, seed: int, env=None) -> np.ndarray:

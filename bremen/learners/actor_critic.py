@@ -120,6 +120,10 @@ class ActorCriticLearner:
         """How the deployed policy samples (a recursive batch's metadata)."""
         return f"the {policy.kind} policy's own samples"
 
+    def export_meta(self) -> dict:
+        """What an exported policy's metadata adds about the learner (nothing beyond the driver's)."""
+        return {}
+
     def summary(self, chunks: int) -> dict:
         return {"updates": self.config.steps}
 

@@ -113,6 +113,10 @@ class ModelBasedLearner:
             report.progress["step_wise_mse"] = self.model_error(transitions)
         return report
 
+    def export_meta(self) -> dict:
+        """What an exported policy's metadata adds about the learner (nothing beyond the driver's)."""
+        return {}
+
     def summary(self, chunks: int) -> dict:
         return self.optimizer.summary(chunks)
 

@@ -400,6 +400,6 @@ class Run:
                 "return_protocol": protocol or (f"deterministic mean action, {c.eval_episodes} episodes"
                                                 if c.eval_episodes else
                                                 f"deterministic mean action, >= {c.eval_steps} real steps"),
-                **self.plan.export_meta(self.deployment, self.data), **getattr(self.learner, "export_meta", dict)(),
+                **self.plan.export_meta(self.deployment, self.data), **self.learner.export_meta(),
                 **(extra or {}), "bremen_version": __version__}
         save_policy(self.dir / name, policy, meta)
