@@ -1,8 +1,11 @@
 """SAC update throughput on this machine (BRAC sizes: Q 2x300-300, actor 200-200, batch 256, hopper dims).
 
-Measures updates/s for one jitted update per call and for K updates per call (``update_many``, lax.scan),
-including the NumPy minibatch sampling from a filled replay buffer, and writes the medians to
-bench/results/sac_speed.json. Run: ``python bench/sac_speed.py`` (``taskset -c 0`` to measure one core).
+Measures updates/s of K updates per compiled call from a filled 100k-row replay buffer, two ways, A/B
+interleaved: ``device`` is what the package does (bremen.algos.agent.update_many: minibatch indices drawn
+and rows gathered inside the compiled call from the device-resident buffer, bremen.algos.replay);
+``host`` draws the indices with NumPy, gathers the K stacked minibatches on the host and passes them in
+(the shape of the earlier dict-batch SAC). Writes the medians to bench/results/sac_speed.json.
+Run: ``python bench/sac_speed.py`` (``taskset -c 0`` to measure one core).
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import jax
 import numpy as np
 
 from bremen import __version__
+from bremen.algos.agent import Batch, Spec, update_many
+from bremen.algos.replay import ReplayBuffer
 from bremen.algos.sac import SAC, SACConfig
-from bremen.data.replay import ReplayBuffer
 
 
 def measure(fn, n_calls: int, repeats: int) -> float:
@@ -45,35 +49,42 @@ def main() -> None:
 
     load_before = os.getloadavg()
     cfg = SACConfig()
-    sac = SAC(args.obs_dim, args.act_dim, -1.0, 1.0, cfg)
-    rb = ReplayBuffer(args.obs_dim, args.act_dim, 100_000)
+    sac = SAC(Spec.of(args.obs_dim, args.act_dim, -1.0, 1.0), cfg)
+    n = 100_000
+    rb = ReplayBuffer(args.obs_dim, args.act_dim, n)
     rng = np.random.default_rng(0)
-    for _ in range(100_000):
-        rb.add(rng.normal(size=args.obs_dim), rng.uniform(-1, 1, args.act_dim), rng.normal(),
-               rng.normal(size=args.obs_dim), rng.random() < 0.01, False)
+    rb.add(rng.normal(size=(n, args.obs_dim)), rng.uniform(-1, 1, (n, args.act_dim)), rng.normal(size=n),
+           rng.normal(size=(n, args.obs_dim)), rng.random(n) < 0.01)
+    host = {f: np.asarray(getattr(rb.data, f)) for f in Batch._fields}
+    scan = jax.jit(lambda st, batches: jax.lax.scan(sac.update, st, batches))
     holder = {"state": sac.init(jax.random.PRNGKey(0))}
 
-    def one():
-        holder["state"], info = sac.update(holder["state"], rb.sample(rng, cfg.batch_size))
+    def device(k):
+        sizes = np.full(k, n, np.int32)
+        holder["state"], info = update_many(sac, holder["state"], rb.data, k, cfg.batch_size, sizes)
+        jax.block_until_ready(info)
+
+    def on_host(k):
+        idx = rng.integers(0, n, (k, cfg.batch_size))
+        holder["state"], info = scan(holder["state"], Batch(**{f: host[f][idx] for f in Batch._fields}))
         jax.block_until_ready(info)
 
     results = {}
-    sec = measure(one, args.updates, args.repeats)
-    results["update_k1"] = args.updates / sec
-    for k in (10, 50, 100, 500):
-        def many(k=k):
-            holder["state"], info = sac.update_many(holder["state"], rb.sample(rng, cfg.batch_size, k))
-            jax.block_until_ready(info)
-
-        sec = measure(many, max(1, args.updates // k), args.repeats)
-        results[f"update_many_k{k}"] = (max(1, args.updates // k) * k) / sec
-    sample_sec = measure(lambda: rb.sample(rng, cfg.batch_size, 100), 10, args.repeats)
+    for k in (1, 10, 50, 100, 500):
+        calls = max(1, args.updates // k)
+        for _ in range(2):  # A/B/A/B: each way measured twice, interleaved, the better kept
+            for name, fn in (("device", device), ("host", on_host)):
+                sec = measure(lambda fn=fn: fn(k), calls, args.repeats)
+                key = f"{name}_k{k}"
+                results[key] = max(results.get(key, 0.0), calls * k / sec)
+    ratios = {f"k{k}": round(results[f"device_k{k}"] / results[f"host_k{k}"], 3) for k in (1, 10, 50, 100, 500)}
     out = {
-        "what": "SAC updates/s (Q 2x300-300, actor 200-200, batch 256), incl. NumPy minibatch sampling",
+        "what": "SAC updates/s (Q 2x300-300, actor 200-200, batch 256), K updates per compiled call, minibatches "
+                "drawn on the device (the package) or on the host (NumPy), A/B interleaved, best of 2",
         "obs_dim": args.obs_dim,
         "act_dim": args.act_dim,
         "updates_per_s": {k: round(v, 1) for k, v in results.items()},
-        "numpy_sampling_us_per_batch": round(sample_sec / 1000 * 1e6, 1),
+        "device_over_host": ratios,
         "affinity_cores": len(os.sched_getaffinity(0)),
         "load_average_1_5_15min_before": [round(x, 2) for x in load_before],
         "note": "the machine is shared: other processes' load (see load average) lowers these numbers",

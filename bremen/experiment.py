@@ -37,6 +37,7 @@ from bremen.errors import UserError
 from bremen.flags import NOISES
 from bremen.models.dynamics import DynamicsConfig
 from bremen.models.model_env import static_bound
+from bremen.run.online import SMOKE, OnlineRunConfig
 from bremen.tasks import make as make_task
 from bremen.values import parse_setting
 
@@ -99,7 +100,7 @@ _TRPO, _DYNAMICS = TRPOConfig(), DynamicsConfig()
 # runs' values; the original CLI's own defaults (--target_kl 0.01, --gaussian 1.0 without --const_sampling) were
 # used by none of its README's commands. A task without PAPER_TASK_FLAGS (a gymnasium id) gets delta 0.05, H 1000.
 TYPED_FLAG_DEFAULTS = {"target_kl": _TRPO.target_kl, "gaussian": _TRPO.sampling_std,
-                       "const_sampling": _TRPO.const_sampling, "alpha": _TRPO.alpha, "max_path_length": _TRPO.horizon,
+                       "const_sampling": _TRPO.const_sampling, "alpha": _TRPO.kl_penalty, "max_path_length": _TRPO.horizon,
                        "trpo_batch_size": _TRPO.batch_size, "ensemble_model_count": _DYNAMICS.ensemble_size,
                        "fisher_subsample": _TRPO.fisher_subsample, "line_search_kl": _TRPO.line_search_kl}
 BOOL_FLAGS = ("padded_batch", "consistent_likelihood", "bootstrap_truncation", "restore_best_model", "param_value", "save_variables", "restore_bc_variables", "restore_policy_variables",
@@ -238,7 +239,7 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
     trpo = TRPOConfig(
         gamma=params.trpo.gamma, gae_lambda=params.trpo.gae, target_kl=flags["target_kl"],
         iterations=params.trpo.iterations, batch_size=flags["trpo_batch_size"], horizon=flags["max_path_length"],
-        alpha=flags["alpha"], sampling_std=flags["gaussian"], const_sampling=flags["const_sampling"],
+        kl_penalty=flags["alpha"], sampling_std=flags["gaussian"], const_sampling=flags["const_sampling"],
         baseline="mlp" if flags["param_value"] else "linear", policy_activation=params.policy.activation,
         padded_batch=flags["padded_batch"], consistent_likelihood=flags["consistent_likelihood"],
         bootstrap_truncation=flags["bootstrap_truncation"], line_search_kl=flags["line_search_kl"],
@@ -364,3 +365,14 @@ def _check(flags: dict, params: ParamFile, task: str) -> None:
             raise UserError(f"--restore_path {flags['restore_path']} does not exist; give a bremen run directory")
     if params.dynamics.model != "nn":
         raise UserError(f"dynamics.model {params.dynamics.model!r} is not available; use \"nn\"")
+
+
+def online_config(args: argparse.Namespace) -> OnlineRunConfig:
+    """The :class:`bremen.run.online.OnlineRunConfig` of a new ``bremen train-behavior`` run from its flags."""
+    if args.eval_target is None:
+        raise UserError("--eval-target is required for a new run (e.g. --eval-target 1000)")
+    return OnlineRunConfig(
+        task=args.task, eval_target=args.eval_target, env_steps=1_000_000 if args.steps is None else args.steps,
+        seed=args.seed, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+        update_every=args.update_every, stop_at_target=args.stop_at_target,
+        **(SMOKE if args.preset == "smoke" else {}))

@@ -40,15 +40,15 @@ def test_tanh_gaussian_round_trip_directory(tmp_path):
 
 
 def test_tanh_gaussian_matches_the_sac_actor():
-    from bremen.algos.sac import SAC, SACConfig
-    from bremen.learners.online_sac import actor_policy
+    from bremen.algos.agent import Spec, actor_head
+    from bremen.algos.sac import SAC, SACConfig, actor_policy
 
-    sac = SAC(6, 3, -1.0, 1.0, SACConfig(actor_hidden=(32, 32)))
+    sac = SAC(Spec.of(6, 3, -1.0, 1.0), SACConfig(actor_hidden=(32, 32)))
     st = sac.init(jax.random.PRNGKey(0))
     obs = np.random.default_rng(0).normal(size=(9, 6)).astype(np.float32)
     pol = actor_policy(sac, st.actor)
-    np.testing.assert_allclose(pol.act(obs), np.asarray(sac.deterministic_action(st.actor, obs)), atol=1e-6)
-    mu, log_std = sac.actor_head(st.actor, obs)
+    np.testing.assert_allclose(pol.act(obs), np.asarray(sac.act(st, obs)), atol=1e-6)
+    mu, log_std = actor_head(st.actor, obs)
     m, ls = pol.head(obs)
     np.testing.assert_allclose(ls, np.asarray(log_std), atol=1e-6)
     np.testing.assert_allclose(m, np.asarray(mu), atol=1e-6)
@@ -109,11 +109,11 @@ def test_loading_and_evaluating_reproduces_the_recorded_return(tmp_path):
     """A short smoke training run records the deterministic return with its env seeds; the exported policy,
     loaded with NumPy and run on fresh envs with the same seeds, gets exactly that return."""
     from bremen.evaluation import evaluate
-    from bremen.run.behavior import SMOKE_SAC, BehaviorConfig, train_behavior
+    from bremen.run.online import SMOKE, OnlineRunConfig, train_online
     from bremen.tasks import make
 
-    cfg = BehaviorConfig(task="hopper", eval_target=1e9, steps=300, eval_every=150, eval_episodes=3, sac=SMOKE_SAC)
-    train_behavior(cfg, tmp_path / "run", progress=False)
+    cfg = OnlineRunConfig(task="hopper", eval_target=1e9, env_steps=300, eval_every=150, eval_episodes=3, **SMOKE)
+    train_online(cfg, tmp_path / "run", progress=False)
     for which in ("policy_best", "policy_final"):
         pol = load_policy(tmp_path / "run" / which)
         rec = pol.metadata["return"]

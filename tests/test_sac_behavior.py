@@ -11,8 +11,7 @@ import pytest
 
 from bremen.io.checkpoint import load_checkpoint
 from bremen.io.policy_io import load_policy
-from bremen.run.behavior import SMOKE_SAC, BehaviorConfig, behavior_run, resume_behavior, train_behavior
-from bremen.algos.sac import SACConfig
+from bremen.run.online import SMOKE, OnlineRunConfig, online_run, resume_online, train_online
 
 TIMING = {"env_steps_per_s", "time_train", "time_eval", "time_total"}
 
@@ -59,8 +58,8 @@ def _csv_without_timing(path):
 
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     ref = tmp_path / "ref"
-    cfg = BehaviorConfig(task="hopper", eval_target=1e9, steps=1200, eval_every=200, eval_episodes=2, sac=SMOKE_SAC)
-    train_behavior(cfg, ref, progress=False)
+    cfg = OnlineRunConfig(task="hopper", eval_target=1e9, env_steps=1200, eval_every=200, eval_episodes=2, **SMOKE)
+    train_online(cfg, ref, progress=False)
 
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "bremen.cli", *smoke_args(out)], stdout=subprocess.DEVNULL,
@@ -105,8 +104,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
 def test_partial_target_is_the_first_of_two_consecutive_hits(tmp_path, monkeypatch):
     """Evaluations are replaced by a script; the partial target is exported at the second hit in a row."""
     script = iter([5.0, 12.0, 3.0, 11.0, 15.0, 20.0, 1.0])
-    cfg = BehaviorConfig(task="hopper", eval_target=10.0, steps=1400, eval_every=200, eval_episodes=1, sac=SMOKE_SAC)
-    run = behavior_run(cfg, tmp_path, progress=False)
+    cfg = OnlineRunConfig(task="hopper", eval_target=10.0, env_steps=1400, eval_every=200, eval_episodes=1, **SMOKE)
+    run = online_run(cfg, tmp_path, progress=False)
     real = run.evaluate
 
     def scripted(policy, index, record=False):
@@ -115,7 +114,7 @@ def test_partial_target_is_the_first_of_two_consecutive_hits(tmp_path, monkeypat
         return ev
 
     monkeypatch.setattr(run, "evaluate", scripted)
-    from bremen.run.behavior import _with_steps
+    from bremen.run.online import _with_steps
 
     summary = _with_steps(run.execute(), cfg)
     assert summary["partial_target"] == {"iteration": 4, "step": 1000, "mean": 15.0, "previous_mean": 11.0}
@@ -127,26 +126,26 @@ def test_partial_target_is_the_first_of_two_consecutive_hits(tmp_path, monkeypat
     assert load_policy(tmp_path / "policy_final").metadata["env_steps"] == 1400
     rows = list(csv.DictReader(open(tmp_path / "progress.csv")))
     assert [int(r["env_steps"]) for r in rows] == list(range(200, 1401, 200))
-    assert float(rows[-1]["updates"]) == 1400 - SMOKE_SAC.warmup_steps
+    assert float(rows[-1]["updates"]) == 1400 - SMOKE["warmup_steps"]
 
 
 def test_stop_at_target_and_extending_with_resume(tmp_path, monkeypatch):
-    cfg = BehaviorConfig(task="hopper", eval_target=-1e9, steps=5000, eval_every=200, eval_episodes=1,
-                         stop_at_target=True, sac=SMOKE_SAC)
-    s = train_behavior(cfg, tmp_path, progress=False)
+    cfg = OnlineRunConfig(task="hopper", eval_target=-1e9, env_steps=5000, eval_every=200, eval_episodes=1,
+                         stop_at_target=True, **SMOKE)
+    s = train_online(cfg, tmp_path, progress=False)
     assert s["env_steps"] == 400 and s["partial_target"]["step"] == 400
     with pytest.raises(Exception, match="below the 400 steps"):
-        resume_behavior(tmp_path, steps=200, progress=False)
+        resume_online(tmp_path, steps=200, progress=False)
 
 
 @pytest.mark.slow
 def test_sac_learns_pendulum(tmp_path):
     """BRAC's SAC (its network sizes and learning rates, 1k warm-up) swings Pendulum up: two consecutive
     evaluations of 5 episodes above −400 (random ≈ −1200) within 8,000 env steps."""
-    cfg = BehaviorConfig(task="Pendulum-v1", eval_target=-400.0, steps=8000, eval_every=1000, eval_episodes=5,
-                         stop_at_target=True, sac=SACConfig(warmup_steps=1000))
+    cfg = OnlineRunConfig(task="Pendulum-v1", eval_target=-400.0, env_steps=8000, eval_every=1000, eval_episodes=5,
+                         stop_at_target=True, warmup_steps=1000)
     t0 = time.time()
-    s = train_behavior(cfg, tmp_path, progress=False)
+    s = train_online(cfg, tmp_path, progress=False)
     evals = [round(float(r["episode_mean"])) for r in csv.DictReader(open(tmp_path / "progress.csv"))]
     print(f"pendulum: target at {s['partial_target']} after {time.time() - t0:.0f} s; evals {evals}")
     assert s["partial_target"] is not None, s

@@ -31,7 +31,7 @@ def test_gae_matches_hand_computation():
     rew, v = jnp.array([[1.0], [2.0], [3.0], [4.0]]), jnp.array([[0.5], [0.6], [0.7], [0.8]])
     v_next, kl_t = jnp.array([[0.6], [0.7], [0.9], [1.0]]), jnp.array([[0.1], [0.2], [0.3], [0.4]])
     term, last = jnp.array([[0], [1], [0], [0]], bool), jnp.array([[0], [1], [0], [1]], bool)
-    kw = dict(gamma=0.9, lam=0.8, alpha=0.5)
+    kw = dict(gamma=0.9, lam=0.8, kl_penalty=0.5)
     adv, targets = gae(rew, v, v_next, kl_t, term, last, **kw)
     # δ = r + γ V' − V − α KL with V' = 0 after a termination and (by default) after the time limit
     d = [1 + 0.9 * 0.6 - 0.5 - 0.05, 2 - 0.6 - 0.1, 3 + 0.9 * 0.9 - 0.7 - 0.15, 4 - 0.8 - 0.2]

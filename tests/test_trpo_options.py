@@ -15,7 +15,7 @@ def test_options_run_scanned_and_finite():
     behavior = P.policy_init(jax.random.PRNGKey(1), 1, 1, (16,), init_seed=None)
     # default likelihood (quirk 1): sampled with the fixed σ_g, ratios and KLs with the network σ
     env = ModelEnv(ENV.reward_fn, lambda s2: s2[..., 0] > 0.9, member_mode="rollout")
-    cfg = TRPOConfig(batch_size=200, horizon=20, rollout_steps=30, padded_batch=True, baseline="mlp", alpha=0.01,
+    cfg = TRPOConfig(batch_size=200, horizon=20, rollout_steps=30, padded_batch=True, baseline="mlp", kl_penalty=0.01,
                      line_search_kl=1.5, bootstrap_truncation=True, fisher_subsample=2)
     state = trpo_init(policy, STATS, behavior, STATS, ENS, NORM, START, jax.random.PRNGKey(0), cfg)
     state, info = trpo_run(state, jax.random.PRNGKey(0), config=cfg, env=env, n_iters=3)

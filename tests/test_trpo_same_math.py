@@ -53,6 +53,8 @@ behavior = policy_init(jax.random.PRNGKey(2), D, A, (32, 32), init_seed=None)
 res = {}
 for name, kw in settings.items():
     kw = dict(kw)
+    if "alpha" in kw and "kl_penalty" in TRPOConfig.__dataclass_fields__:  # the field's name since the rename
+        kw["kl_penalty"] = kw.pop("alpha")
     if "rows_per_chunk" in TRPOConfig.__dataclass_fields__:
         kw.update(rows_per_chunk=96, fisher_rows_per_chunk=250)  # 640 rows: full chunks and a padded one
     cfg = TRPOConfig(batch_size=640, horizon=20, target_kl=0.05, cg_damping=100.0, **kw)

@@ -13,8 +13,8 @@ An agent is a frozen dataclass ``Agent(spec, config)`` (hashable, so it can be a
   (``bremen.io.policy_io``: the ``policy.json`` fields and the ``policy.npz`` arrays).
 
 :func:`update_many` runs K updates in one compiled call, drawing each minibatch uniformly with
-replacement from the device-resident dataset inside ``lax.scan`` (BRAC's sampling), so ``jax.vmap``
-over stacked states trains many seeds as one program.
+replacement from the device-resident dataset (or replay buffer) inside ``lax.scan`` (BRAC's sampling), so
+``jax.vmap`` over stacked states trains many seeds as one program.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bremen.algos.sac import LOG2, log_std_from_raw, tanh_gaussian_log_prob
 from bremen.models.nets import mlp_apply, mlp_apply_concat, mlp_init
 
 
@@ -74,18 +73,20 @@ def batch_from_arrays(observations, actions, rewards, next_observations, termina
 
 
 @partial(jax.jit, static_argnums=(0, 3, 4))
-def update_many(agent, state, data: Batch, n: int, batch_size: int):
+def update_many(agent, state, data: Batch, n: int, batch_size: int, sizes=None):
     """``n`` updates of ``agent`` in one compiled call; minibatches drawn uniformly with replacement from
-    ``data`` inside the scan with a key split off ``state.key``. Returns ``(state, info averaged over n)``."""
+    ``data`` inside the scan with a key split off ``state.key``. ``sizes`` (int array [n], optional) limits
+    update j to the first ``sizes[j]`` rows (a replay buffer filling up: each update sees only the steps
+    stored before it). Returns ``(state, info averaged over n)``."""
     size = data.observations.shape[0]
 
-    def body(s, _):
+    def body(s, high):
         key, k = jax.random.split(s.key)
-        idx = jax.random.randint(k, (batch_size,), 0, size)
+        idx = jax.random.randint(k, (batch_size,), 0, size if high is None else high)
         s, info = agent.update(s._replace(key=key), jax.tree.map(lambda a: a[idx], data))
         return s, info
 
-    state, infos = jax.lax.scan(body, state, None, length=n)
+    state, infos = jax.lax.scan(body, state, sizes, length=n)
     return state, jax.tree.map(jnp.mean, infos)
 
 
@@ -101,8 +102,32 @@ def adam_step(opt, grads, opt_state, params):
 
 
 # ----------------------------------------------------------------------------- tanh-Gaussian actor
-# The actor of SAC/BRAC/BEAR: the MLP outputs (μ, l), log σ = lo + ½(hi − lo)(tanh(l) + 1), a = m + h·tanh(u),
-# u ~ N(μ, σ²). Equations and the stable log-Jacobian: bremen.algos.sac.
+# The actor of SAC/BRAC/BEAR. For an observation s the MLP outputs (μ, l) and
+#     log σ = lo + ½(hi − lo)·(tanh(l) + 1)      ∈ [lo, hi] = [−5, 0] by default
+#     u = μ + σ·ε,  ε ~ N(0, I),        a = m + h·tanh(u)
+# with m, h the midpoint and half-range of the action box. By the change of variables a = m + h·tanh(u),
+#     log π(a|s) = log N(u; μ, σ²) − Σ_i log(h_i·(1 − tanh²(u_i)))
+#     log(1 − tanh²(u)) = 2·(log 2 − u − softplus(−2u))                    (stable form)
+# The deterministic ("main") policy is a = m + h·tanh(μ).
+
+LOG2 = float(np.log(2.0))
+
+
+def log_std_from_raw(raw, lo: float, hi: float):
+    """log σ = lo + ½(hi − lo)·(tanh(raw) + 1), a smooth map of ℝ onto [lo, hi]."""
+    return lo + 0.5 * (hi - lo) * (jnp.tanh(raw) + 1.0)
+
+
+def tanh_gaussian_log_prob(u, mu, log_std, half_range):
+    """log π(a) of a = m + h·tanh(u), u ~ N(μ, σ²), evaluated at the pre-squash sample u.
+
+    log π(a) = Σ_i [−½((u_i − μ_i)/σ_i)² − log σ_i − ½ log 2π] − Σ_i log(h_i·(1 − tanh²(u_i))).
+    """
+    z = (u - mu) * jnp.exp(-log_std)
+    gauss = jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2.0 * jnp.pi), axis=-1)
+    log_det = jnp.sum(2.0 * (LOG2 - u - jax.nn.softplus(-2.0 * u)) + jnp.log(half_range), axis=-1)
+    return gauss - log_det
+
 
 def actor_init(key, spec: Spec, hidden) -> list:
     return mlp_init(key, [spec.obs_dim, *hidden, 2 * spec.act_dim])
@@ -234,4 +259,4 @@ def repeat_rows(x, n: int):
 __all__ = ["Spec", "Batch", "batch_from_arrays", "update_many", "soft_update", "adam_step", "actor_init",
            "actor_head", "actor_sample", "actor_mode", "actor_log_prob", "tanh_gaussian_export", "q_init",
            "q_apply", "critic_step", "soft_clipped_double_q", "vae_init", "vae_decode", "vae_sample", "vae_loss", "repeat_rows",
-           "LOG2"]
+           "LOG2", "log_std_from_raw", "tanh_gaussian_log_prob"]

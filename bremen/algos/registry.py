@@ -45,7 +45,7 @@ register("bcq", "bremen.algos.bcq", "BCQ", "BCQConfig", "BCQ")
 register("bear", "bremen.algos.bear", "BEAR", "BEARConfig", "BEAR")
 register("brac_primal", "bremen.algos.brac", "BRAC", "BRACConfig", "BRAC (primal)")
 register("brac_dual", "bremen.algos.brac", "BRAC", "BRACConfig", "BRAC (dual)")
-register("sac", "bremen.algos.sac_agent", "SACAgent", "SACAgentConfig", "SAC")
+register("sac", "bremen.algos.sac", "SAC", "SACAgentConfig", "SAC")
 
 
 def __getattr__(name: str):

@@ -1,35 +1,29 @@
-"""Soft actor-critic with BRAC's recipe (the online learner that makes behavior policies).
+"""Soft actor-critic with BRAC's recipe, on the agent contract (bremen.algos.agent).
 
-The actor is a tanh-squashed Gaussian. For an observation s the MLP outputs (μ, l) and
+One agent serves three uses: the online learner that makes behavior policies (``bremen train-behavior``,
+bremen.learners.online_sac: minibatches drawn on the device from its replay buffer), the deployment-limited
+SAC of BREMEN's comparison (``recursive.py --algorithm sac``: each batch collected with the actor's own
+samples, the policy fixed during the collection, then ``steps`` updates on all real data so far) and the
+unregularized offline baseline (``offline.py --algorithm sac``), the naive method the behavior-regularized
+ones are built to beat.
 
-    log σ = log_std_min + ½(log_std_max − log_std_min)·(tanh(l) + 1)      ∈ [−5, 0] by default
-    u = μ + σ·ε,  ε ~ N(0, I),        a = m + h·tanh(u)
-
-with m, h the midpoint and half-range of the action box. By the change of variables a = m + h·tanh(u),
-
-    log π(a|s) = log N(u; μ, σ²) − Σ_i log(h_i·(1 − tanh²(u_i)))
-    log(1 − tanh²(u)) = 2·(log 2 − u − softplus(−2u))                    (stable form)
-
-The deterministic ("main") policy is a = m + h·tanh(μ).
-
-Each update, in BRAC's order (its ``sac_agent``):
+The actor is the tanh-squashed Gaussian of bremen.algos.agent (its equations are there). Each update, in
+BRAC's order (its ``sac_agent``):
 
 1. target critics  Q̄_k ← τ·Q_k + (1 − τ)·Q̄_k   (before the gradient steps);
 2. critics: y = r + γ·(1 − terminal)·(min_k Q̄_k(s', a') − α·log π(a'|s')), a' ~ π(·|s'),
    loss Σ_k mean_B (Q_k(s, a) − y)². Only a true termination zeroes the bootstrap; a time-limit
-   truncation keeps it (the replay buffer stores terminals and timeouts separately);
+   truncation keeps it (``terminals`` is 1 only on a termination);
 3. actor (with the new critics): mean_B (α·log π(a|s) − min_k Q_k(s, a)), a ~ π(·|s) reparameterised;
 4. temperature (with the new actor): mean_B α·(−log π(a|s) − H̄) minimised over log α, H̄ = −|A|.
 
-Agent state is a pytree (:class:`SACState`); :meth:`SAC.update` and :meth:`SAC.update_many` (K updates in
-one compiled call with ``lax.scan``) are pure and jitted. The critics are one parameter pytree with a
-leading ensemble axis, evaluated with ``vmap``.
+The evaluation policy is the deterministic a = m + h·tanh(μ(s)); exported as a ``tanh_gaussian`` policy, whose
+stochastic samples are a deployment's exploration.
 """
 
 from __future__ import annotations
 
 import dataclasses
-
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
@@ -38,14 +32,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from bremen.models.nets import mlp_apply, mlp_init
+from bremen.algos.agent import (Batch, Spec, actor_init, actor_mode, actor_sample, adam_step, critic_step, q_apply,
+                                q_init, soft_update, tanh_gaussian_export)
+from bremen.io.policy_io import NumpyPolicy
 
-LOG2 = float(np.log(2.0))
+NAME = "sac"
 
 
 @dataclass(frozen=True)
 class SACConfig:
-    """Hyperparameters of SAC (defaults: BRAC's online SAC that trains the partial-target policy)."""
+    """SAC's hyperparameters (defaults: BRAC's online SAC that trains the partial-target policy)."""
 
     q_hidden: tuple = (300, 300)
     """Hidden layer sizes of each Q network (ReLU, input concat(s, a))."""
@@ -73,19 +69,54 @@ class SACConfig:
     """Lower end of the actor's log-std range."""
     log_std_max: float = 0.0
     """Upper end of the actor's log-std range."""
-    warmup_steps: int = 10_000
-    """Environment steps with uniform-random actions before the first update."""
-    buffer_capacity: int = 1_000_000
-    """Replay buffer capacity (circular)."""
 
 
-def sac_to_json(config: "SACConfig") -> dict:
+@dataclass(frozen=True)
+class SACAgentConfig(SACConfig):
+    """SAC's hyperparameters and the schedule of training on given data (offline, or between deployments);
+    the online learner has its own schedule (bremen.learners.online_sac.OnlineSACConfig)."""
+
+    steps: int = 200_000
+    """Updates per deployment (offline: in all); the default is one update per step of a 200k-step
+    deployment, online SAC's update-to-data ratio over each new batch."""
+    eval_every: int = 10_000
+    """Updates between evaluations."""
+
+
+def sac_to_json(config: SACConfig) -> dict:
     """The config as JSON values (tuples as lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
 
 
-def sac_from_json(d: dict) -> "SACConfig":
+def sac_from_json(d: dict) -> SACConfig:
     return SACConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+# "cpu": BRAC's networks kept (Q 2 x 300-300, actor 200-200: 120-128 updates/s here, bench/results/sac_speed.json);
+# 20k updates per deployment, one per real step of the recursive cpu plan's 20k-step deployments (~3 min each).
+PRESETS = {
+    "paper": {},
+    "cpu": {"steps": 20_000, "eval_every": 5_000},
+    "smoke": {"actor_hidden": (32, 32), "q_hidden": (32, 32), "steps": 200, "eval_every": 100, "batch_size": 64},
+}
+
+OPTION_NAMES: dict = {}  # no seed repository of its own: settings through --set algo.KEY=VALUE
+
+
+def validate(config: SACConfig) -> None:
+    """Raise ValueError with one line naming the first bad field."""
+    c = config
+    names = ("q_lr", "actor_lr", "alpha_lr", "batch_size", "n_q", "tau")
+    for name in names + (("steps", "eval_every") if isinstance(c, SACAgentConfig) else ()):
+        if getattr(c, name) <= 0:
+            raise ValueError(f"sac: {name} must be positive, got {getattr(c, name)}")
+    if not 0 <= c.discount < 1 or c.tau > 1:
+        raise ValueError(f"sac: need 0 <= discount < 1 and 0 < tau <= 1, got {c.discount}, {c.tau}")
+    if c.log_std_min >= c.log_std_max:
+        raise ValueError(f"sac: log_std_min must be < log_std_max, got [{c.log_std_min}, {c.log_std_max}]")
+    for name in ("actor_hidden", "q_hidden"):
+        if not getattr(c, name) or any(int(h) <= 0 for h in getattr(c, name)):
+            raise ValueError(f"sac: {name} must be positive sizes, got {getattr(c, name)}")
 
 
 class SACState(NamedTuple):
@@ -102,155 +133,96 @@ class SACState(NamedTuple):
     key: jax.Array
 
 
-def log_std_from_raw(raw, lo: float, hi: float):
-    """log σ = lo + ½(hi − lo)·(tanh(raw) + 1), a smooth map of ℝ onto [lo, hi]."""
-    return lo + 0.5 * (hi - lo) * (jnp.tanh(raw) + 1.0)
-
-
-def tanh_gaussian_log_prob(u, mu, log_std, half_range):
-    """log π(a) of a = m + h·tanh(u), u ~ N(μ, σ²), evaluated at the pre-squash sample u.
-
-    log π(a) = Σ_i [−½((u_i − μ_i)/σ_i)² − log σ_i − ½ log 2π] − Σ_i log(h_i·(1 − tanh²(u_i))).
-    """
-    z = (u - mu) * jnp.exp(-log_std)
-    gauss = jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2.0 * jnp.pi), axis=-1)
-    log_det = jnp.sum(2.0 * (LOG2 - u - jax.nn.softplus(-2.0 * u)) + jnp.log(half_range), axis=-1)
-    return gauss - log_det
-
-
 def td_target(reward, terminal, next_q_min, next_log_prob, alpha, discount):
     """y = r + γ·(1 − terminal)·(min_k Q̄_k(s', a') − α·log π(a'|s')). Truncation is not a terminal."""
     return reward + discount * (1.0 - terminal) * (next_q_min - alpha * next_log_prob)
 
 
+@dataclass(frozen=True)
 class SAC:
-    """SAC for one observation/action shape and action box.
+    """SAC behind the agent contract; ``config`` is a :class:`SACConfig` (or the registry's
+    :class:`SACAgentConfig`, whose schedule fields the learner reads)."""
 
-    ``init(key)`` makes a :class:`SACState`; ``update(state, batch)`` and ``update_many(state, batches)``
-    are jitted pure functions. A batch is a dict with ``obs [B, obs]``, ``act [B, act]``, ``rew [B]``,
-    ``next_obs [B, obs]``, ``terminal [B]`` (float or bool); ``update_many`` takes the same keys stacked
-    ``[K, B, ...]`` and returns the infos averaged over the K updates.
-    """
+    spec: Spec
+    config: SACConfig = SACAgentConfig()
 
-    def __init__(self, obs_dim: int, act_dim: int, act_low, act_high, config: SACConfig = SACConfig()):
-        self.obs_dim = int(obs_dim)
-        self.act_dim = int(act_dim)
-        self.config = config
-        low = np.broadcast_to(np.asarray(act_low, np.float32), (act_dim,))
-        high = np.broadcast_to(np.asarray(act_high, np.float32), (act_dim,))
-        self.act_low, self.act_high = low.copy(), high.copy()
-        self.act_mid = (high + low) / 2.0
-        self.act_half = (high - low) / 2.0
-        self.target_entropy = -float(act_dim) if config.target_entropy is None else float(config.target_entropy)
-        self.q_opt = optax.adam(config.q_lr)
-        self.actor_opt = optax.adam(config.actor_lr)
-        self.alpha_opt = optax.adam(config.alpha_lr)
-        self.update = jax.jit(self._update)
-        self.update_many = jax.jit(self._update_many)
-        self.deterministic_action = jax.jit(self._deterministic_action)
-        self.sample_action = jax.jit(self._sample_action)
+    def __post_init__(self):
+        validate(self.config)
 
-    # ----------------------------------------------------------------------------- networks
+    @property
+    def target_entropy(self) -> float:
+        c = self.config
+        return -float(self.spec.act_dim) if c.target_entropy is None else float(c.target_entropy)
+
+    def _opts(self):
+        c = self.config
+        return optax.adam(c.actor_lr), optax.adam(c.q_lr), optax.adam(c.alpha_lr)
+
     def init(self, key) -> SACState:
         """Glorot-uniform actor and critics (zero biases), targets equal to the critics, log α = init."""
         c = self.config
         k_actor, k_q, key = jax.random.split(key, 3)
-        actor = mlp_init(k_actor, [self.obs_dim, *c.actor_hidden, 2 * self.act_dim])
-        q_sizes = [self.obs_dim + self.act_dim, *c.q_hidden, 1]
-        q = jax.vmap(lambda k: mlp_init(k, q_sizes))(jax.random.split(k_q, c.n_q))
+        actor = actor_init(k_actor, self.spec, c.actor_hidden)
+        q = q_init(k_q, self.spec, c.q_hidden, c.n_q)
         log_alpha = jnp.asarray(c.init_log_alpha, jnp.float32)
-        return SACState(
-            actor=actor,
-            q=q,
-            q_target=q,
-            actor_opt=self.actor_opt.init(actor),
-            q_opt=self.q_opt.init(q),
-            alpha_opt=self.alpha_opt.init(log_alpha),
-            log_alpha=log_alpha,
-            step=jnp.asarray(0, jnp.int32),
-            key=key,
-        )
+        actor_opt, q_opt, alpha_opt = self._opts()
+        return SACState(actor, q, q, actor_opt.init(actor), q_opt.init(q), alpha_opt.init(log_alpha), log_alpha,
+                        jnp.asarray(0, jnp.int32), key)
 
-    def actor_head(self, actor, obs):
-        """(μ, log σ) of the pre-squash Gaussian."""
-        out = mlp_apply(actor, obs, "relu")
-        mu, raw = jnp.split(out, 2, axis=-1)
-        return mu, log_std_from_raw(raw, self.config.log_std_min, self.config.log_std_max)
-
-    def _sample_action(self, actor, obs, key):
+    def sample(self, actor, obs, key):
         """A reparameterised sample a = m + h·tanh(μ + σε) and its log-probability."""
-        mu, log_std = self.actor_head(actor, obs)
-        u = mu + jnp.exp(log_std) * jax.random.normal(key, mu.shape, mu.dtype)
-        a = self.act_mid + self.act_half * jnp.tanh(u)
-        return a, tanh_gaussian_log_prob(u, mu, log_std, self.act_half)
+        a, logp, _ = actor_sample(actor, obs, key, self.spec, self.config.log_std_min, self.config.log_std_max)
+        return a, logp
 
-    def _deterministic_action(self, actor, obs):
-        """The mode of the squashed policy's pre-image: a = m + h·tanh(μ)."""
-        mu, _ = self.actor_head(actor, obs)
-        return self.act_mid + self.act_half * jnp.tanh(mu)
-
-    @staticmethod
-    def q_values(q, obs, act):
-        """Q_k(s, a) for every critic k: shape [n_q, B]."""
-        x = jnp.concatenate([obs, act], axis=-1)
-        return jax.vmap(lambda p: mlp_apply(p, x, "relu")[..., 0])(q)
-
-    # ----------------------------------------------------------------------------- update
-    def _update(self, state: SACState, batch: dict):
+    def update(self, state: SACState, batch: Batch):
+        """One update (steps 1–4 of the module docstring); pure and jittable."""
         c = self.config
+        actor_opt, q_opt, alpha_opt = self._opts()
         key, k_next, k_pi, k_alpha = jax.random.split(state.key, 4)
-        obs, act, rew, next_obs = batch["obs"], batch["act"], batch["rew"], batch["next_obs"]
-        terminal = batch["terminal"].astype(jnp.float32)
+        obs, act = batch.observations, batch.actions
         alpha = jnp.exp(state.log_alpha)
 
         # 1. target critics move before the gradient steps (BRAC's order)
-        q_target = jax.tree.map(lambda t, s: (1.0 - c.tau) * t + c.tau * s, state.q_target, state.q)
+        q_target = soft_update(state.q_target, state.q, c.tau)
 
         # 2. critics
-        next_act, next_logp = self._sample_action(state.actor, next_obs, k_next)
-        next_q_min = jnp.min(self.q_values(q_target, next_obs, next_act), axis=0)
-        y = jax.lax.stop_gradient(td_target(rew, terminal, next_q_min, next_logp, alpha, c.discount))
-
-        def q_loss_fn(q):
-            qs = self.q_values(q, obs, act)
-            return jnp.sum(jnp.mean((qs - y) ** 2, axis=-1)), qs
-
-        (q_loss, qs), q_grads = jax.value_and_grad(q_loss_fn, has_aux=True)(state.q)
-        q_updates, q_opt = self.q_opt.update(q_grads, state.q_opt, state.q)
-        q = optax.apply_updates(state.q, q_updates)
+        next_act, next_logp = self.sample(state.actor, batch.next_observations, k_next)
+        next_q_min = jnp.min(q_apply(q_target, batch.next_observations, next_act), axis=0)
+        y = jax.lax.stop_gradient(td_target(batch.rewards, batch.terminals, next_q_min, next_logp, alpha, c.discount))
+        q, q_opt_state, q_loss, qs = critic_step(q_opt, state.q, state.q_opt, obs, act, y)
 
         # 3. actor, against the updated critics
         def actor_loss_fn(actor):
-            a, logp = self._sample_action(actor, obs, k_pi)
-            q_min = jnp.min(self.q_values(q, obs, a), axis=0)
-            return jnp.mean(alpha * logp - q_min), logp
+            a, logp = self.sample(actor, obs, k_pi)
+            return jnp.mean(alpha * logp - jnp.min(q_apply(q, obs, a), axis=0)), logp
 
-        (actor_loss, logp), a_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(state.actor)
-        a_updates, actor_opt = self.actor_opt.update(a_grads, state.actor_opt, state.actor)
-        actor = optax.apply_updates(state.actor, a_updates)
+        (actor_loss, logp), grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(state.actor)
+        actor, actor_opt_state = adam_step(actor_opt, grads, state.actor_opt, state.actor)
 
         # 4. temperature, with a fresh sample of the updated actor
-        _, logp_new = self._sample_action(actor, obs, k_alpha)
-        logp_new = jax.lax.stop_gradient(logp_new)
+        logp_new = jax.lax.stop_gradient(self.sample(actor, obs, k_alpha)[1])
+        alpha_loss_fn = lambda la: jnp.mean(jnp.exp(la) * (-logp_new - self.target_entropy))  # noqa: E731
+        alpha_loss, grad = jax.value_and_grad(alpha_loss_fn)(state.log_alpha)
+        log_alpha, alpha_opt_state = adam_step(alpha_opt, grad, state.alpha_opt, state.log_alpha)
 
-        def alpha_loss_fn(log_alpha):
-            return jnp.mean(jnp.exp(log_alpha) * (-logp_new - self.target_entropy))
+        new = SACState(actor, q, q_target, actor_opt_state, q_opt_state, alpha_opt_state, log_alpha,
+                       state.step + 1, key)
+        info = {"q_loss": q_loss, "actor_loss": actor_loss, "alpha_loss": alpha_loss, "alpha": jnp.exp(log_alpha),
+                "entropy": -jnp.mean(logp), "q_mean": jnp.mean(qs)}
+        return new, info
 
-        alpha_loss, al_grad = jax.value_and_grad(alpha_loss_fn)(state.log_alpha)
-        al_update, alpha_opt = self.alpha_opt.update(al_grad, state.alpha_opt, state.log_alpha)
-        log_alpha = optax.apply_updates(state.log_alpha, al_update)
+    def act(self, state: SACState, obs, key=None):
+        """The deterministic test policy a = m + h·tanh(μ(s))."""
+        return actor_mode(state.actor, obs, self.spec, self.config.log_std_min, self.config.log_std_max)
 
-        new_state = SACState(actor, q, q_target, actor_opt, q_opt, alpha_opt, log_alpha, state.step + 1, key)
-        info = {
-            "q_loss": q_loss,
-            "actor_loss": actor_loss,
-            "alpha_loss": alpha_loss,
-            "alpha": jnp.exp(log_alpha),
-            "entropy": -jnp.mean(logp),
-            "q_mean": jnp.mean(qs),
-        }
-        return new_state, info
+    def export(self, state: SACState):
+        c = self.config
+        return tanh_gaussian_export(state.actor, self.spec, c.actor_hidden, c.log_std_min, c.log_std_max)
 
-    def _update_many(self, state: SACState, batches: dict):
-        state, infos = jax.lax.scan(self._update, state, batches)
-        return state, jax.tree.map(jnp.mean, infos)
+
+def actor_policy(agent: SAC, actor, metadata: Optional[dict] = None) -> NumpyPolicy:
+    """The SAC actor as a NumPy ``tanh_gaussian`` policy."""
+    layers = [{"w": np.asarray(l["w"]), "b": np.asarray(l["b"])} for l in actor]
+    c, spec = agent.config, agent.spec
+    return NumpyPolicy("tanh_gaussian", layers, np.asarray(spec.act_low, np.float32),
+                       np.asarray(spec.act_high, np.float32), "relu", c.log_std_min, c.log_std_max, metadata=metadata)

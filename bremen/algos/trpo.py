@@ -77,8 +77,8 @@ class TRPOConfig:
     """Keep the unfinished episode at each row's end as a truncated path (the original discards it)."""
     padded_batch: bool = False
     """Quirk 3: TRPO step on the first batch_size rows of the zero-padded [paths × L] array."""
-    alpha: float = 0.0
-    """Coefficient of the KL value penalty α·KL(π_θ‖π_β) subtracted from every TD residual."""
+    kl_penalty: float = 0.0
+    """α of the KL value penalty α·KL(π_θ‖π_β) subtracted from every TD residual (the original's ``--alpha``)."""
     sampling_std: float = 0.1
     """σ_g of the action noise (published runs: --gaussian 0.1; CLI default 1.0)."""
     const_sampling: bool = True
@@ -126,7 +126,7 @@ def trpo_init(policy, stats, behavior, behavior_stats, ens_params, norm, start_o
                      jnp.asarray(start_obs, jnp.float32), jnp.zeros((), jnp.int32))
 
 
-def gae(rew, v, v_next, kl_t, term, last, *, gamma: float, lam: float, alpha: float = 0.0,
+def gae(rew, v, v_next, kl_t, term, last, *, gamma: float, lam: float, kl_penalty: float = 0.0,
         bootstrap_truncation: bool = False):
     """Advantages and value targets on a time-major ``[T, n]`` grid of consecutive steps.
 
@@ -135,7 +135,7 @@ def gae(rew, v, v_next, kl_t, term, last, *, gamma: float, lam: float, alpha: fl
     Returns ``(Â, Â + V)``.
     """
     boot = ~term & (~last | bootstrap_truncation)
-    delta = rew + gamma * v_next * boot - v - alpha * kl_t
+    delta = rew + gamma * v_next * boot - v - kl_penalty * kl_t
 
     def back(a_next, x):
         d, end = x
@@ -180,7 +180,7 @@ def advantages(state: TRPOState, roll: Rollout, kl_b, config: TRPOConfig):
     v = baseline_predict(config.baseline, state.baseline, obs_n, roll.t)
     v_next = baseline_predict(config.baseline, state.baseline, normalize(state.stats, roll.next_obs), roll.t + 1)
     adv, targets = gae(roll.rew, v, v_next, kl_b, roll.term, roll.last, gamma=config.gamma, lam=config.gae_lambda,
-                       alpha=config.alpha, bootstrap_truncation=config.bootstrap_truncation)
+                       kl_penalty=config.kl_penalty, bootstrap_truncation=config.bootstrap_truncation)
     return adv, targets, obs_n
 
 
@@ -207,13 +207,13 @@ def trpo_iteration(state: TRPOState, key, *, config: TRPOConfig, env: ModelEnv):
     k = config.fisher_subsample
     fisher_key = jax.random.fold_in(key, 1)
     grid_rows = None if k == 1 else fisher_rows(fisher_key, valid.reshape(-1), k)  # of the flattened grid
-    if config.alpha > 0 or grid_rows is None:  # the penalty needs every step; with k = 1 the log takes them all
+    if config.kl_penalty > 0 or grid_rows is None:  # the penalty needs every step; with k = 1 the log takes them all
         kl_log, kl_mask = behavior_kl(state, roll.obs, roll.mu, roll.log_std, config, env), valid
     else:
         kl_log = behavior_kl(state, roll.obs.reshape(-1, d)[grid_rows], roll.mu.reshape(-1, a)[grid_rows],
                              roll.log_std.reshape(-1, a)[grid_rows], config, env)
         kl_mask = valid.reshape(-1)[grid_rows]
-    kl_b = kl_log if config.alpha > 0 else jnp.zeros_like(roll.rew)
+    kl_b = kl_log if config.kl_penalty > 0 else jnp.zeros_like(roll.rew)
     adv, targets, obs_n = advantages(state, roll, kl_b, config)
     n_valid = jnp.maximum(jnp.sum(valid), 1)
     adv_mean = jnp.sum(jnp.where(valid, adv, 0.0)) / n_valid

@@ -66,24 +66,17 @@ def run_collect(args) -> int:
 
 
 def run_train_behavior(args) -> int:
-    from bremen.run import behavior as B
+    from bremen.experiment import online_config
+    from bremen.run import online
 
     progress = not args.no_progress
     if args.resume:
         if args.force:
             raise UserError("--resume and --force contradict each other; give one of them")
-        out = args.out or B.default_out_dir(args.task, args.seed)
-        summary = B.resume_behavior(out, steps=args.steps, task=args.task, progress=progress)
+        out = args.out or online.default_out_dir(args.task, args.seed)
+        summary = online.resume_online(out, steps=args.steps, task=args.task, progress=progress)
     else:
-        if args.eval_target is None:
-            raise UserError("--eval-target is required for a new run (e.g. --eval-target 1000)")
-        sac = B.SMOKE_SAC if args.preset == "smoke" else B.SACConfig()
-        config = B.BehaviorConfig(
-            task=args.task, eval_target=args.eval_target, steps=1_000_000 if args.steps is None else args.steps,
-            seed=args.seed, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
-            update_every=args.update_every, stop_at_target=args.stop_at_target, sac=sac,
-        )
-        summary = B.train_behavior(config, args.out, force=args.force, progress=progress)
+        summary = online.train_online(online_config(args), args.out, force=args.force, progress=progress)
     pt = summary.get("partial_target")
     print(
         f"done: {summary['env_steps']} env steps; best eval {summary['best_return']:.1f} at step "

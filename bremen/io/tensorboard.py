@@ -1,4 +1,4 @@
-"""TensorBoard scalars for run directories (bremen.run.driver, bremen.run.behavior)."""
+"""TensorBoard scalars for run directories (bremen.run.driver, bremen.run.online)."""
 
 from __future__ import annotations
 

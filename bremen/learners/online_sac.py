@@ -2,17 +2,20 @@
 
 1. ``warmup_steps`` environment steps with uniform-random actions fill the replay buffer;
 2. then every environment step (a sample of the stochastic tanh-Gaussian policy) is followed by one SAC
-   update. Steps and updates are done in blocks of ``update_every``: K env steps with the actor held
-   fixed, then K updates in one compiled call. Update j of a block draws its minibatch only from the
-   transitions stored up to the j-th step of the block, so the data each update sees is the same as with
-   strict step/update interleaving; only the acting policy lags by at most K − 1 updates;
+   update (bremen.algos.sac, on the agent contract). Steps and updates are done in blocks of
+   ``update_every``: K env steps with the actor held fixed, written to the device-resident replay buffer in
+   one call, then K updates in one compiled call that draws the minibatches on the device. Update j of a
+   block draws only from the transitions stored up to the j-th step of the block, so the data each update
+   sees is the same as with strict step/update interleaving; only the acting policy lags by at most K − 1
+   updates;
 3. a chunk is ``eval_every`` env steps; after each the run driver evaluates, logs, exports and checkpoints
    (bremen.run.driver). The checkpoint holds the agent, the replay buffer, the NumPy RNG state, the counters
    and the current training episode as its reset seed plus the actions taken so far, replayed on resume to
    rebuild the simulator state exactly, so ``--resume`` ends where the uninterrupted run would have (on CPU).
 
-Every random stream comes from ``seed``: the SAC init key, one NumPy generator (warm-up actions,
-exploration noise, minibatch indices) and the reset seed of training episode e, a fixed function of (seed, e).
+Every random stream comes from ``seed``: the SAC key (init, then the minibatch indices and the updates'
+samples), one NumPy generator (warm-up actions, exploration noise) and the reset seed of training episode e,
+a fixed function of (seed, e).
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from typing import Callable, Optional
 import jax
 import numpy as np
 
-from bremen.algos.sac import SAC, SACConfig, sac_to_json
-from bremen.data.replay import ReplayBuffer
+from bremen.algos.agent import Spec, update_many
+from bremen.algos.replay import ReplayBuffer
+from bremen.algos.sac import SAC, SACConfig, actor_policy, sac_to_json
 from bremen.errors import UserError
 from bremen.evaluation import derived_seed
 from bremen.io.checkpoint import CHECKPOINT_FILE, arrays_to_pytree, load_checkpoint, pytree_to_arrays
@@ -46,21 +50,17 @@ PROGRESS_KEYS = ["Iteration", "env_steps", "updates", "train_episodes", "episode
 class OnlineSACConfig:
     """The online schedule and SAC's hyperparameters."""
 
-    steps: int = 1_000_000
+    env_steps: int = 1_000_000
     """Total environment steps, warm-up included (BRAC: 10k warm-up + 500k steps)."""
     eval_every: int = 5_000
     """Environment steps per chunk: the driver evaluates, logs and checkpoints after each."""
     update_every: int = 50
     """K: env steps collected, then K updates in one compiled call (1 = strict interleaving)."""
+    warmup_steps: int = 10_000
+    """Environment steps with uniform-random actions before the first update."""
+    buffer_capacity: int = 1_000_000
+    """Replay buffer capacity (circular)."""
     sac: SACConfig = field(default_factory=SACConfig)
-
-
-def actor_policy(sac: SAC, actor, metadata: Optional[dict] = None) -> NumpyPolicy:
-    """The SAC actor as a NumPy ``tanh_gaussian`` policy."""
-    layers = [{"w": np.asarray(l["w"]), "b": np.asarray(l["b"])} for l in actor]
-    c = sac.config
-    return NumpyPolicy("tanh_gaussian", layers, sac.act_low, sac.act_high, "relu", c.log_std_min, c.log_std_max,
-                       metadata=metadata)
 
 
 class OnlineSACLearner:
@@ -76,9 +76,9 @@ class OnlineSACLearner:
     def __init__(self, task, config: OnlineSACConfig, seed: int, say: Callable[[str], None] = lambda m: None):
         self.task, self.config, self.seed, self.say = task, config, int(seed), say
         c = config
-        self.sac = SAC(task.obs_dim, task.act_dim, task.act_low, task.act_high, c.sac)
+        self.sac = SAC(Spec.of(task.obs_dim, task.act_dim, task.act_low, task.act_high), c.sac)
         self.env = task.make_env()
-        self.buffer = ReplayBuffer(task.obs_dim, task.act_dim, c.sac.buffer_capacity)
+        self.buffer = ReplayBuffer(task.obs_dim, task.act_dim, c.buffer_capacity)
         self.agent = self.sac.init(jax.random.PRNGKey(derived_seed(self.seed)))
         self.rng = np.random.default_rng(derived_seed(self.seed, _NUMPY))
         self.env_steps = self.updates = self.episode = 0
@@ -90,7 +90,7 @@ class OnlineSACLearner:
 
     @property
     def chunks(self) -> int:
-        return -(-self.config.steps // self.config.eval_every)
+        return -(-self.config.env_steps // self.config.eval_every)
 
     # ------------------------------------------------------------------ the environment
     def _reset_train_env(self) -> np.ndarray:
@@ -100,29 +100,30 @@ class OnlineSACLearner:
         return obs
 
     def _collect(self, n: int) -> list[int]:
-        """n env steps; returns the buffer size after each step that is followed by an update."""
-        warm = self.env_steps < self.config.sac.warmup_steps
+        """n env steps, stored in the buffer in one write; returns the buffer size after each step that is
+        followed by an update (none during the warm-up)."""
+        warm = self.env_steps < self.config.warmup_steps
         policy = None if warm else self.policy()
-        sizes = []
+        low, high = (np.asarray(b, np.float32) for b in (self.sac.spec.act_low, self.sac.spec.act_high))
+        rows = []
         for _ in range(n):
             if warm:
-                act = self.rng.uniform(self.sac.act_low, self.sac.act_high).astype(np.float32)
+                act = self.rng.uniform(low, high).astype(np.float32)
             else:
                 act = policy.act(self.obs, deterministic=False, rng=self.rng)
             next_obs, rew, term, trunc, _ = self.env.step(act)
-            self.buffer.add(self.obs, act, rew, next_obs, term, trunc and not term)
+            rows.append((self.obs, act, rew, next_obs, float(term)))
             self.episode_actions.append(act)
             self.episode_return += float(rew)
             self.env_steps += 1
-            if not warm:
-                sizes.append(len(self.buffer))
             if term or trunc:
                 self.recent_returns.append(self.episode_return)
                 self.episode += 1
                 self.obs = self._reset_train_env()
             else:
                 self.obs = next_obs
-        return sizes
+        sizes = self.buffer.add(*(np.stack(col) for col in zip(*rows)))
+        return [] if warm else sizes
 
     # ------------------------------------------------------------------ fit
     def fit(self, data, train, val, hooks, phase: str = "new", start: int = 0, deployment: int = 0,
@@ -133,15 +134,15 @@ class OnlineSACLearner:
         c = self.config
         for chunk in range(start, self.chunks if end is None else end):
             t0, steps0, infos = time.perf_counter(), self.env_steps, []
-            stop_at = min((chunk + 1) * c.eval_every, c.steps)
+            stop_at = min((chunk + 1) * c.eval_every, c.env_steps)
             while self.env_steps < stop_at:
                 n = min(c.update_every, stop_at - self.env_steps)
-                if self.env_steps < c.sac.warmup_steps:
-                    n = min(n, c.sac.warmup_steps - self.env_steps)
+                if self.env_steps < c.warmup_steps:
+                    n = min(n, c.warmup_steps - self.env_steps)
                 sizes = self._collect(n)
                 if sizes:
-                    batches = self.buffer.sample(self.rng, c.sac.batch_size, len(sizes), sizes)
-                    self.agent, info = self.sac.update_many(self.agent, batches)
+                    self.agent, info = update_many(self.sac, self.agent, self.buffer.data, len(sizes),
+                                                   c.sac.batch_size, np.asarray(sizes, np.int32))
                     self.updates += len(sizes)
                     infos.append({k: float(v) for k, v in info.items()})
             info = {k: float(np.mean([i[k] for i in infos])) for k in infos[0]} if infos else {}
