@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import Callable
 
+import jax
+
 from bremen.algos import registry
 from bremen.experiment import ALGORITHM_LABELS, Experiment
 from bremen.learners.actor_critic import ActorCriticConfig, ActorCriticLearner, spec_of
 from bremen.learners.model_based import ModelBasedConfig, ModelBasedLearner
+from bremen.learners.mopo_optimizer import MOPOOptimizer
 from bremen.run.config import RunConfig
 from bremen.run.driver import Run
 
@@ -20,8 +23,9 @@ RESTORE_FLAGS = {"dynamics": "restore_dynamics_variables", "bc": "restore_bc_var
 
 
 def learner_config(exp: Experiment) -> ModelBasedConfig:
-    """The model-based learner's typed config (BREMEN, ME-TRPO)."""
+    """The model-based learner's typed config (BREMEN, ME-TRPO, MOPO's model, MOReL)."""
     f = exp.flags
+    morel = exp.agent if f["algorithm"] == "morel" else None
     return ModelBasedConfig(
         algorithm=f["algorithm"], dynamics=exp.dynamics, bc=exp.bc, trpo=exp.trpo,
         policy_shape=tuple(exp.params.policy.network_shape), outer_iterations=f["onpol_iters"],
@@ -31,6 +35,7 @@ def learner_config(exp: Experiment) -> ModelBasedConfig:
         start_source="s_t" if f["use_s_t"] else "s_0" if f["use_s_0"] else "reset",
         start_pool_size=exp.start_pool_size, member_mode=f["member_mode"], pretrain_value=bool(f["pretrain_value"]),
         restore={part: f["restore_path"] for part, flag in RESTORE_FLAGS.items() if f[flag]},
+        pessimism=morel.pessimism if morel else None, halt_penalty=morel.halt_penalty if morel else 0.0,
     )
 
 
@@ -38,6 +43,9 @@ def make_learner(exp: Experiment, task, say: Callable[[str], None] = lambda m: N
     """The learner of ``exp``'s algorithm: model-based (BREMEN, ME-TRPO) or a model-free agent. Checks what it
     reads (BRAC's π_b file) with a one-line error."""
     name = exp.flags["algorithm"]
+    if name == "mopo":
+        optimizer = MOPOOptimizer(task, exp.agent, exp.seed, jax.random.PRNGKey(exp.seed))
+        return ModelBasedLearner(task, learner_config(exp), exp.seed, say=say, optimizer=optimizer)
     if name in registry.MODEL_BASED:
         return ModelBasedLearner(task, learner_config(exp), exp.seed, say=say)
     cfg = exp.agent

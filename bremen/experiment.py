@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bremen.algos import me_trpo
+from bremen.algos import me_trpo, mopo, morel
 from bremen.algos import registry
 from bremen.algos.bc import BCConfig
 from bremen.algos.trpo import TRPOConfig
@@ -85,7 +85,7 @@ PRESET_SCRIPT_FLAGS: dict[str, dict[str, dict[str, Any]]] = {
 }
 # Algorithms on the offline pipeline (ensemble -> BC -> TRPO on imaginary rollouts): the flag values each sets,
 # applied after the preset and before --set and explicit flags.
-ALGORITHMS: dict[str, dict[str, Any]] = {"bremen": {}, me_trpo.NAME: me_trpo.FLAGS}
+ALGORITHMS: dict[str, dict[str, Any]] = {"bremen": {}, me_trpo.NAME: me_trpo.FLAGS, morel.NAME: morel.FLAGS}
 ALGORITHM_LABELS = {"bremen": "BREMEN", me_trpo.NAME: me_trpo.LABEL}
 # Per-task preset overrides, applied after PRESETS. hopper under ``cpu``: the preset cuts the imaginary horizon
 # from the paper's 1000 to 250 steps, so rollouts from resets never reach the states after step 250 of an
@@ -200,7 +200,11 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
     algorithm = getattr(args, "algorithm", None) or "bremen"
     if algorithm not in registry.ALGORITHMS:
         raise UserError(f"--algorithm {algorithm!r} is not one of {', '.join(registry.ALGORITHMS)}")
-    flags.update(ALGORITHMS.get(algorithm, {}))
+    for key, value in ALGORITHMS.get(algorithm, {}).items():
+        if "." in key:
+            _set_param(params, key, value)
+        else:
+            flags[key] = value
     flags["algorithm"] = algorithm
     overrides = getattr(args, "overrides", None) or []
     algo_sets = _algo_settings(overrides, algorithm)
@@ -246,10 +250,14 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
         fisher_subsample=flags["fisher_subsample"],
     )
     agent = None
-    if algorithm in registry.MODEL_FREE:
-        agent = registry.agent_config(algorithm, preset, _baseline_options(args, algorithm), algo_sets)
+    if algorithm in registry.MODEL_FREE or algorithm in registry.METHODS:
+        agent = registry.agent_config(algorithm, preset, _baseline_options(args, algorithm), algo_sets, args.env)
     else:
         _baseline_options(args, algorithm)
+    if algorithm == mopo.NAME:  # MOPO's ensemble; its epochs are the run's outer iterations
+        dyn = dataclasses.replace(dyn, **mopo.dynamics_settings(preset))
+        flags["interval"] = agent.epochs
+        flags["onpol_iters"] = agent.epochs * flags.get("deployments", 1)
     data_path = Path(args.data_path) if args.data_path else Path("data") / args.env / f"{flags['noise']}.h5"
     exps = []
     for seed in seeds:
@@ -309,9 +317,10 @@ def _algo_settings(overrides: list, algorithm: str) -> dict:
     for o in overrides:
         if not o.startswith("algo."):
             continue
-        if algorithm not in registry.MODEL_FREE:
-            raise UserError(f"--set {o}: algo.* settings belong to the model-free algorithms "
-                            f"({', '.join(registry.MODEL_FREE)}); {algorithm} is set through the param file")
+        if algorithm not in registry.MODEL_FREE and algorithm not in registry.METHODS:
+            owners = registry.MODEL_FREE + tuple(registry.METHODS)
+            raise UserError(f"--set {o}: algo.* settings belong to {', '.join(owners)}; {algorithm} is set "
+                            f"through the flags and the param file")
         key, value = parse_setting(o, example="algo.batch_size=256")
         out[key[len("algo."):]] = value
     return out

@@ -42,7 +42,7 @@ def progress(run_dir):
     (["--algorithm", "brac_primal", "--set", "algo.alpha=-2"], ["brac_primal: alpha must be >= 0, got -2.0"]),
     (["--algorithm", "brac_primal", "--set", "algo.divergence=w"], ["brac_primal: unknown divergence 'w'; valid: kl, mmd"]),
     (["--algorithm", "bcq", "--set", "algo.no_such_key=1"], ["no_such_key", "is not a setting of BCQConfig"]),
-    (["--algorithm", "bremen", "--set", "algo.batch_size=64"], ["algo.* settings belong to the model-free"]),
+    (["--algorithm", "bremen", "--set", "algo.batch_size=64"], ["algo.* settings belong to bc,", "bremen is set through the flags"]),
     (["--algorithm", "brac_primal", "--behavior_ckpt_file", "weights/walker2d"],
      ["--behavior_ckpt_file weights/walker2d: the policy has obs_dim 17 and act_dim 6 (task walker2d), task hopper "
       "has 11 and 3"]),

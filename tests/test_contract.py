@@ -5,7 +5,8 @@ final policy), offline and deployment-limited, at smoke size.
 The kill lands while a phase runs: the ensemble fit (its dynamics.csv has a row), BC (bc.csv has a row),
 the policy updates (progress.csv has a row: a later chunk, its evaluation or the deployment's report), or a
 recursive run's second collection. The whole matrix is marked slow; CI runs one case per model-free
-algorithm (the model-based ones have their own resume tests in test_offline.py and test_recursive.py).
+algorithm and one each for MOPO and MOReL (BREMEN and ME-TRPO have their own resume tests in test_offline.py
+and test_recursive.py).
 """
 
 import csv
@@ -20,20 +21,21 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_BASED = ("bremen", "me_trpo")
+MODEL_BASED = ("bremen", "me_trpo", "mopo", "morel")
 MODEL_FREE = ("bc", "bcq", "bear", "brac_primal", "brac_dual", "sac")
 DROP = {"peak_rss_mb"}  # and every time_* column
 
 
 def phases(algorithm: str, script: str) -> list[str]:
-    out = ["model", "bc", "updates"] if algorithm in MODEL_BASED else ["updates"]
+    out = ["model", "updates"] if algorithm == "mopo" else ["model", "bc", "updates"] if algorithm in MODEL_BASED \
+        else ["updates"]
     return out + ["collection"] if script == "recursive" else out
 
 
 # one case per model-free algorithm in CI, alternating the scripts
 CI_CASES = {("bc", "recursive", "collection"), ("bcq", "offline", "updates"), ("bear", "recursive", "updates"),
             ("brac_primal", "offline", "updates"), ("brac_dual", "recursive", "collection"),
-            ("sac", "offline", "updates")}
+            ("sac", "offline", "updates"), ("mopo", "recursive", "updates"), ("morel", "offline", "updates")}
 CASES = [pytest.param(a, s, p, marks=() if (a, s, p) in CI_CASES else pytest.mark.slow, id=f"{a}-{s}-{p}")
          for a in MODEL_BASED + MODEL_FREE for s in ("offline", "recursive") for p in phases(a, s)]
 
@@ -106,12 +108,14 @@ def test_kill_in_any_phase_then_resume_ends_as_an_uninterrupted_run(algorithm, s
     out = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     assert not list(run.rglob(".*.tmp")) + list(run.rglob(".*.old")), "the resume cleared what the kill cut short"
-    logs = ["progress.csv", "trpo.csv" if algorithm in MODEL_BASED else "agent.csv"]
+    logs = ["progress.csv", "dynamics.csv"] if algorithm == "mopo" else \
+        ["progress.csv", "trpo.csv" if algorithm in MODEL_BASED else "agent.csv"]
     logs += ["deployments.csv"] if script == "recursive" else []
     for name in logs:
         assert rows(run / name) == rows(full / name), f"{name} differs after a kill in {phase}"
     if script == "recursive":  # the time spent before the kill is counted too
-        phases_timed = ("time_model", "time_bc", "time_trpo") if algorithm in MODEL_BASED else ("time_train",)
+        phases_timed = (("time_model", "time_train") if algorithm == "mopo" else
+                        ("time_model", "time_bc", "time_trpo") if algorithm in MODEL_BASED else ("time_train",))
         with open(run / "deployments.csv") as f:
             for r in csv.DictReader(f):
                 assert all(r[k] not in ("", "0.0") for k in phases_timed + ("time_eval", "time_total")), r

@@ -90,6 +90,22 @@ def update_many(agent, state, data: Batch, n: int, batch_size: int, sizes=None):
     return state, jax.tree.map(jnp.mean, infos)
 
 
+@partial(jax.jit, static_argnums=(0, 5, 6, 7))
+def update_many_mixed(agent, state, real: Batch, model: Batch, model_size, n: int, batch_size: int, n_real: int):
+    """``n`` updates whose minibatches take ``n_real`` rows uniformly from ``real`` and ``batch_size − n_real``
+    from the first ``model_size`` rows of ``model`` (MOPO's mix of data and model rollouts), drawn in the scan
+    as :func:`update_many` draws them. Returns ``(state, info averaged over n)``."""
+    def body(s, _):
+        key, k_real, k_model = jax.random.split(s.key, 3)
+        i_real = jax.random.randint(k_real, (n_real,), 0, real.observations.shape[0])
+        i_model = jax.random.randint(k_model, (batch_size - n_real,), 0, jnp.maximum(model_size, 1))
+        batch = jax.tree.map(lambda r, m: jnp.concatenate([r[i_real], m[i_model]]), real, model)
+        return agent.update(s._replace(key=key), batch)
+
+    state, infos = jax.lax.scan(body, state, None, length=n)
+    return state, jax.tree.map(jnp.mean, infos)
+
+
 def soft_update(target, online, tau: float):
     """Polyak averaging: target ← τ·online + (1 − τ)·target."""
     return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
@@ -256,7 +272,7 @@ def repeat_rows(x, n: int):
     return jnp.broadcast_to(x, (n,) + x.shape)
 
 
-__all__ = ["Spec", "Batch", "batch_from_arrays", "update_many", "soft_update", "adam_step", "actor_init",
+__all__ = ["Spec", "Batch", "batch_from_arrays", "update_many", "update_many_mixed", "soft_update", "adam_step", "actor_init",
            "actor_head", "actor_sample", "actor_mode", "actor_log_prob", "tanh_gaussian_export", "q_init",
            "q_apply", "critic_step", "soft_clipped_double_q", "vae_init", "vae_decode", "vae_sample", "vae_loss", "repeat_rows",
            "LOG2", "log_std_from_raw", "tanh_gaussian_log_prob"]

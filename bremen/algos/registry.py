@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, Optional
 from bremen.errors import UserError
 from bremen.values import parse_value
 
-MODEL_BASED = ("bremen", "me_trpo")
+BUILTIN_MODEL_BASED = ("bremen", "me_trpo")  # configured by the flags and the param file alone
 
 
 class Entry(NamedTuple):
@@ -28,6 +28,8 @@ class Entry(NamedTuple):
 
 
 AGENTS: dict[str, Entry] = {}
+METHODS: dict[str, Entry] = {}
+"""Model-based algorithms with settings of their own (``--set algo.key=value``): module, config class, label."""
 
 
 def register(name: str, module: str, agent: str, config: str, label: str) -> None:
@@ -35,9 +37,18 @@ def register(name: str, module: str, agent: str, config: str, label: str) -> Non
     tables). ``module`` is imported when the agent is first used; it holds the agent class, the config class,
     ``validate(config)`` and ``PRESETS`` (``{"paper": {...}, "cpu": {...}, "smoke": {...}}``), optionally
     ``OPTION_NAMES``, ``config_for(name)`` and ``finalize(config)`` (see docs/architecture.md)."""
-    if name in AGENTS or name in MODEL_BASED:
+    if name in AGENTS or name in METHODS or name in BUILTIN_MODEL_BASED:
         raise ValueError(f"an algorithm named {name!r} is registered already")
     AGENTS[name] = Entry(module, agent, config, label)
+
+
+def register_model_based(name: str, module: str, config: str, label: str) -> None:
+    """A model-based algorithm on the ensemble (its learner: bremen.build.make_learner) whose ``module`` holds
+    its config class, ``validate``, ``PRESETS`` and optionally ``OPTION_NAMES``, ``TASKS`` (per-task values) and
+    ``FLAGS`` (BREMEN flags it sets)."""
+    if name in AGENTS or name in METHODS or name in BUILTIN_MODEL_BASED:
+        raise ValueError(f"an algorithm named {name!r} is registered already")
+    METHODS[name] = Entry(module, None, config, label)
 
 
 register("bc", "bremen.algos.bc_baseline", "BC", "BCConfig", "BC")
@@ -46,6 +57,8 @@ register("bear", "bremen.algos.bear", "BEAR", "BEARConfig", "BEAR")
 register("brac_primal", "bremen.algos.brac", "BRAC", "BRACConfig", "BRAC (primal)")
 register("brac_dual", "bremen.algos.brac", "BRAC", "BRACConfig", "BRAC (dual)")
 register("sac", "bremen.algos.sac", "SAC", "SACAgentConfig", "SAC")
+register_model_based("mopo", "bremen.algos.mopo", "MOPOConfig", "MOPO")
+register_model_based("morel", "bremen.algos.morel", "MOReLConfig", "MOReL")
 
 
 def __getattr__(name: str):
@@ -53,22 +66,28 @@ def __getattr__(name: str):
     later ``register`` shows)."""
     if name == "MODEL_FREE":
         return tuple(AGENTS)
+    if name == "MODEL_BASED":
+        return BUILTIN_MODEL_BASED + tuple(METHODS)
     if name == "ALGORITHMS":
-        return MODEL_BASED + tuple(AGENTS)
+        return BUILTIN_MODEL_BASED + tuple(METHODS) + tuple(AGENTS)
     if name == "LABELS":
-        return {n: e.label for n, e in AGENTS.items()}
+        return {n: e.label for n, e in {**METHODS, **AGENTS}.items()}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _entry(name: str) -> Entry:
+    return AGENTS[name] if name in AGENTS else METHODS[name]
+
+
 def module(name: str):
-    return importlib.import_module(AGENTS[name].module)
+    return importlib.import_module(_entry(name).module)
 
 
 def default_config(name: str):
     mod = module(name)
     if hasattr(mod, "config_for"):
         return mod.config_for(name)
-    return getattr(mod, AGENTS[name].config)()
+    return getattr(mod, _entry(name).config)()
 
 
 def option_names(name: str) -> dict:
@@ -79,7 +98,7 @@ def option_names(name: str) -> dict:
 def all_option_names() -> dict:
     """Every baseline option name → the algorithms that have it."""
     out: dict = {}
-    for name in AGENTS:
+    for name in (*AGENTS, *METHODS):
         for opt in option_names(name):
             out.setdefault(opt, []).append(name)
     return out
@@ -116,12 +135,15 @@ def _apply(config, changes: dict, source: str):
 
 
 def agent_config(name: str, preset: str = "paper", options: Optional[dict] = None,
-                 settings: Optional[dict] = None):
-    """The typed config of algorithm ``name`` (see the module docstring)."""
-    if name not in AGENTS:
-        raise UserError(f"--algorithm {name!r} is not one of {', '.join(MODEL_BASED + tuple(AGENTS))}")
+                 settings: Optional[dict] = None, task: Optional[str] = None):
+    """The typed config of algorithm ``name`` (see the module docstring); a model-based method's per-task values
+    (its module's ``TASKS``) come after the defaults, before the preset."""
+    if name not in AGENTS and name not in METHODS:
+        raise UserError(f"--algorithm {name!r} is not one of "
+                        f"{', '.join(BUILTIN_MODEL_BASED + tuple(METHODS) + tuple(AGENTS))}")
     mod = module(name)
     config = default_config(name)
+    config = _apply(config, getattr(mod, "TASKS", {}).get(task, {}), f"{name} on {task}")
     presets = getattr(mod, "PRESETS", {})
     if preset not in presets:
         raise UserError(f"--preset {preset!r} is not one of {', '.join(presets)} for {name}")

@@ -21,6 +21,21 @@ def _write(data: Batch, rows: Batch, start):
     return jax.tree.map(lambda d, r: d.at[idx].set(r), data, rows)
 
 
+@partial(jax.jit, donate_argnums=0)
+def _write_first(data: Batch, rows: Batch, start, count):
+    """The first ``count`` of ``rows`` written at slots start, start + 1, ... (mod capacity); the slots the
+    other rows would reach keep their contents (fixed shapes, so one compiled call for any count)."""
+    capacity = data.observations.shape[0]
+    j = jnp.arange(rows.observations.shape[0])
+    idx = (start + j) % capacity
+
+    def put(d, r):
+        keep = (j < count).reshape((-1,) + (1,) * (r.ndim - 1))
+        return d.at[idx].set(jnp.where(keep, r, d[idx]))
+
+    return jax.tree.map(put, data, rows)
+
+
 class ReplayBuffer:
     """Transitions in a device-resident ring. ``terminals`` is 1.0 only on a true termination (no bootstrap);
     a time-limit cut is stored with 0.0 and bootstraps from ``next_observations``. ``next_actions`` is not
@@ -52,6 +67,16 @@ class ReplayBuffer:
         self.ptr = (self.ptr + k) % self.capacity
         self.size = sizes[-1] if sizes else self.size
         return sizes
+
+    def add_rows(self, rows: Batch, count: int) -> None:
+        """Append the first ``count`` rows of a device-resident :class:`Batch` (model rollouts: the valid rows
+        first); at most ``capacity`` rows per call."""
+        n = rows.observations.shape[0]
+        if n > self.capacity:
+            raise ValueError(f"{n} rows do not fit a replay buffer of {self.capacity}")
+        self.data = _write_first(self.data, rows, self.ptr, count)
+        self.ptr = (self.ptr + count) % self.capacity
+        self.size = min(self.size + count, self.capacity)
 
     def state_dict(self) -> dict:
         """The stored rows in slot order, the write pointer and the capacity (for checkpoints)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from bremen.flags import add_original_flags, script_parser
 
@@ -60,7 +61,8 @@ def run_offline(args, demo: bool) -> int:
     print(summary_table(summaries, label_of(exps[0].flags["algorithm"])))
     for s in summaries:
         d = s["run_dir"]
-        extra = "agent.csv, " if "updates" in s else "policy_bc/, "
+        extra = "".join(f"{name}, " for name in ("agent.csv", "trpo.csv", "dynamics.csv", "policy_bc/")
+                        if Path(d, name.rstrip("/")).exists())
         print(f"{s['task']} seed {s['seed']}: run directory {d}/ (progress.csv, {extra}summary.json, "
               f"policy_final/, policy_best/); TensorBoard: tensorboard --logdir {d}")
     return 0

@@ -17,6 +17,8 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Optional
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,7 +31,7 @@ from bremen.io.policy_io import NumpyPolicy
 from bremen.learners import ChunkReport, InnerLog
 from bremen.learners.trpo_optimizer import Model, TRPOOptimizer
 from bremen.models import dynamics as dyn_lib
-from bremen.models.model_env import ModelEnv
+from bremen.models.model_env import ModelEnv, max_disagreement
 from bremen.models.normalizer import fit_normalization
 
 # phase key of the model's RNG stream (the optimizer's: bremen.learners.trpo_optimizer)
@@ -64,6 +66,11 @@ class ModelBasedConfig:
     pretrain_value: bool = False
     restore: dict = field(default_factory=dict)
     """Parts to take from another run's checkpoint: {"dynamics"|"bc"|"policy"|"value": path}."""
+    pessimism: Optional[float] = None
+    """MOReL: halt imaginary episodes where the members disagree by more than the data's largest disagreement
+    divided by this (bremen.models.model_env); None: BREMEN's model env."""
+    halt_penalty: float = 0.0
+    """MOReL's κ, subtracted from a halting step's reward."""
 
 
 class ModelBasedLearner:
@@ -81,8 +88,9 @@ class ModelBasedLearner:
         self.phases = ("model",) + tuple(o.phases)
         self.chunk_phase, self.progress_keys, self.eval_scalars = o.chunk_phase, o.progress_keys, o.eval_scalars
         self.detail_log, self.detail_keys = o.detail_log, o.detail_keys
-        self.ens = self.norm = None
+        self.ens = self.norm = self.data = None
         self.model_val_loss = None
+        self.elites = None
 
     @property
     def chunks(self) -> int:
@@ -98,7 +106,7 @@ class ModelBasedLearner:
         return getattr(self.optimizer, "bc_loss", None)
 
     def model(self) -> Model:
-        return Model(self.ens, self.norm, self.model_env)
+        return Model(self.ens, self.norm, self.model_env, self.elites, self.data)
 
     def sampling_noise(self, policy):
         """How the deployed policy samples (a recursive batch's metadata)."""
@@ -150,7 +158,22 @@ class ModelBasedLearner:
                                        key if deployment == 0 else jax.random.fold_in(key, deployment), c, callback)
         last_val = report.val_checks[-1][1] if report.val_checks else np.full(c.ensemble_size, np.nan)
         self.model_val_loss = float(np.mean(last_val))
+        self.elites = dyn_lib.elites_of(np.nan_to_num(last_val, nan=np.inf), c.elites)
+        self._pessimistic_env(train)
         return {"epochs": int(report.epochs.max()), "val_members": np.asarray(last_val)}
+
+    def _pessimistic_env(self, data, threshold: Optional[float] = None) -> None:
+        """MOReL: the model env halting at ``threshold`` (default: the data's largest member disagreement
+        divided by ``pessimism``)."""
+        c = self.config
+        if c.pessimism is None:
+            return
+        if threshold is None:
+            top = max_disagreement(self.ens.params, self.norm, jnp.asarray(data.observations, jnp.float32),
+                                   jnp.asarray(data.actions, jnp.float32), c.dynamics.activation)
+            threshold = float(top) / c.pessimism
+        self.model_env = dataclasses.replace(self.model_env, halt_threshold=float(threshold),
+                                             halt_penalty=c.halt_penalty)
 
     def model_error(self, transitions) -> float:
         """--eval_model: one-step MSE of the ensemble (mean over members and dims) on real transitions."""
@@ -184,6 +207,7 @@ class ModelBasedLearner:
         ``deployment`` > 0: a later batch of a recursive run (warm starts, see the phases)."""
         c, o = self.config, self.optimizer
         bc_data = data if bc_data is None else bc_data
+        self.data = data
         if phase == "new":
             if "dynamics" in c.restore:
                 self.restore_from("dynamics", data)
@@ -208,7 +232,9 @@ class ModelBasedLearner:
         return arrays
 
     def state_meta(self) -> dict:
-        return {"bc_loss": self.bc_loss, "model_val_loss": self.model_val_loss}
+        return {"bc_loss": self.bc_loss, "model_val_loss": self.model_val_loss,
+                "elites": None if self.elites is None else [int(i) for i in self.elites],
+                "halt_threshold": self.model_env.halt_threshold}
 
     def _templates(self, data) -> dict:
         """Freshly initialized pytrees of the right shapes, to restore a checkpoint into."""
@@ -241,11 +267,19 @@ class ModelBasedLearner:
         has_policy = lambda a: any(k.startswith(f"{o.state_names[-1]}/") for k in a)  # noqa: E731
         state, arrays, meta = self.read(
             path, lambda a: ("ens", "norm") + (tuple(o.state_names) if has_policy(a) else ()), data)
-        self.ens, self.norm = state["ens"], state["norm"]
+        self.ens, self.norm, self.data = state["ens"], state["norm"], data
+        self._restore_model_meta(meta, data)
         if has_policy(arrays):
             o.restore(state, arrays, meta, self.model())
         self.model_val_loss = meta["model_val_loss"]
         return meta
+
+    def _restore_model_meta(self, meta: dict, data, own: bool = True) -> None:
+        """The elites and MOReL's threshold of a restored ensemble (checkpoints from before they were kept: all
+        members, and the threshold measured again)."""
+        n = self.config.dynamics.ensemble_size
+        self.elites = np.asarray(meta["elites"]) if meta.get("elites") is not None else dyn_lib.elites_of(np.zeros(n), 0)
+        self._pessimistic_env(data, meta.get("halt_threshold") if own else None)
 
     def restore_from(self, what: str, data) -> None:
         """--restore_{dynamics,bc,policy,value}_variables: take that part from another run's checkpoint."""
@@ -254,6 +288,7 @@ class ModelBasedLearner:
         state, _, meta = self.read(path, names, data)
         if what == "dynamics":
             self.ens, self.norm, self.model_val_loss = state["ens"], state["norm"], meta["model_val_loss"]
+            self._restore_model_meta(meta, data, own=False)
         else:
             self.optimizer.restore_part(what, state, meta)
         self.say(f"{what} restored from {path}")

@@ -49,11 +49,14 @@ TRPO_KEYS = ["Iteration", "inner", "advantages_mean", "advantages_max", "advanta
 
 
 class Model(NamedTuple):
-    """What a policy optimizer trains on: the fitted ensemble, its normalization and the model env."""
+    """What a policy optimizer trains on: the fitted ensemble, its normalization and the model env; the members
+    rollouts may sample (``elites``, ascending validation MSE) and the deployment's data (MOPO mixes it in)."""
 
     ens: object
     norm: object
     env: object
+    elites: object = None
+    data: object = None
 
 
 def imaginary_starts(source: str, data, task, pool_size: int, seed: int) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""Deterministic dynamics ensemble.
+"""The dynamics ensemble: deterministic members (BREMEN's, below) or Gaussian ones (``probabilistic``, MOPO's:
+bremen.models.probabilistic, trained on the Gaussian NLL; the normalized MSE of their means is what validation
+and early stopping see, and ``elites`` of them are kept for rollouts).
 
 K MLPs ``[ŝ, â] → hidden → hidden → obs_dim`` (ReLU, Glorot-uniform kernels, zero biases) with their
 params stacked on a leading member axis and trained together under ``jax.vmap``. Each member predicts the
@@ -34,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from bremen.models import probabilistic as prob
 from bremen.models.nets import mlp_apply, mlp_init
 from bremen.models.waiting import wait
 from bremen.models.normalizer import DIV_EPS, Normalization, normalize_inputs
@@ -69,6 +72,14 @@ class DynamicsConfig:
     """Start every fit with fresh Adam moments (the original's persist across fits)."""
     learn_reward: bool = False
     """Add a reward output unit (for tasks whose reward is not known in closed form)."""
+    probabilistic: bool = False
+    """Gaussian members trained on the NLL (MOPO; bremen.models.probabilistic); False: BREMEN's deterministic
+    members trained on the MSE."""
+    elites: int = 0
+    """Members a rollout samples from, those with the lowest validation MSE (MOPO: 5 of 7); 0: all."""
+    weight_decays: tuple = ()
+    """Per-layer decay wd·½‖W‖² on every kernel, output layer included (MOPO: 2.5e-5, 5e-5, 7.5e-5, 7.5e-5,
+    1e-4); empty: the hidden kernels' L2 with ``reg_coeff``/N_train."""
 
 
 class EnsembleState(NamedTuple):
@@ -91,13 +102,27 @@ def ensemble_init(key, obs_dim: int, act_dim: int, config: DynamicsConfig = Dyna
     """K independently initialized members (Glorot-uniform, as TF1 ``tf.layers.dense``)."""
     out = obs_dim + int(config.learn_reward)
     sizes = (obs_dim + act_dim,) + (config.hidden,) * config.n_layers + (out,)
-    params = _init_members(key, sizes, config.ensemble_size)
+    params = _init_members(key, sizes, config.ensemble_size, config.probabilistic)
     return EnsembleState(params, optax.adam(config.lr).init(params))
 
 
-@partial(jax.jit, static_argnums=(1, 2))
-def _init_members(key, sizes, n_members):
-    return jax.vmap(lambda k: mlp_init(k, sizes, "glorot"))(jax.random.split(key, n_members))
+@partial(jax.jit, static_argnums=(1, 2, 3))
+def _init_members(key, sizes, n_members, probabilistic: bool = False):
+    init = (lambda k: prob.init_member(k, sizes)) if probabilistic else (lambda k: mlp_init(k, sizes, "glorot"))
+    return jax.vmap(init)(jax.random.split(key, n_members))
+
+
+def member_output(member, x, activation: str = "relu"):
+    """One member's normalized prediction on normalized inputs (a Gaussian member's mean)."""
+    if prob.is_probabilistic(member):
+        return prob.mean_logvar(member, x, activation)[0]
+    return mlp_apply(member, x, activation)
+
+
+def elites_of(val_mse, n: int) -> np.ndarray:
+    """Indices of the ``n`` members with the lowest validation MSE, best first (``n`` = 0: all, in order)."""
+    val_mse = np.asarray(val_mse)
+    return np.arange(len(val_mse)) if n <= 0 else np.argsort(val_mse, kind="stable")[:n]
 
 
 def _member(params, k):
@@ -106,7 +131,7 @@ def _member(params, k):
 
 def apply_all(params, x, activation: str = "relu"):
     """Normalized outputs of every member on normalized inputs ``x``: ``[K, ..., out]``."""
-    return jax.vmap(lambda p: mlp_apply(p, x, activation))(params)
+    return jax.vmap(lambda p: member_output(p, x, activation))(params)
 
 
 def denormalize(norm: Normalization, obs, out):
@@ -119,13 +144,13 @@ def denormalize(norm: Normalization, obs, out):
 
 def predict(params, norm: Normalization, obs, act, member_idx, activation: str = "relu"):
     """ŝ' = s + f_k(ŝ, â)·σ_Δ + μ_Δ with member ``member_idx`` (a traced int is fine)."""
-    out = mlp_apply(_member(params, member_idx), normalize_inputs(norm, obs, act), activation)
+    out = member_output(_member(params, member_idx), normalize_inputs(norm, obs, act), activation)
     return denormalize(norm, obs, out)[0]
 
 
 def predict_reward(params, norm: Normalization, obs, act, member_idx, activation: str = "relu"):
     """``(ŝ', r̂)`` from a reward-head ensemble (``learn_reward=True``)."""
-    out = mlp_apply(_member(params, member_idx), normalize_inputs(norm, obs, act), activation)
+    out = member_output(_member(params, member_idx), normalize_inputs(norm, obs, act), activation)
     if out.shape[-1] <= obs.shape[-1]:
         raise ValueError("this ensemble has no reward head (DynamicsConfig.learn_reward=False)")
     return denormalize(norm, obs, out)
@@ -151,13 +176,23 @@ def _select(mask, new, old):
         lambda a, b: jnp.where(m.reshape((-1,) + (1,) * (a.ndim - 1)), a, b) if a.ndim else a, new, old)
 
 
-def _mse(member_params, x, y, activation):
-    return jnp.mean((mlp_apply(member_params, x, activation) - y) ** 2)
+def member_loss(member, x, y, activation, l2_coef, weight_decays: tuple = ()):
+    """(training loss, MSE) of one member on a minibatch: the MSE (deterministic) or the Gaussian NLL, plus the
+    weight penalty (``weight_decays`` per layer, else ``l2_coef`` on the hidden kernels)."""
+    if prob.is_probabilistic(member):
+        loss, mse = prob.nll_loss(member, x, y, activation)
+        layers = member["mlp"]
+    else:
+        loss = mse = jnp.mean((mlp_apply(member, x, activation) - y) ** 2)
+        layers = member
+    if weight_decays:
+        return loss + sum(wd * 0.5 * jnp.sum(layer["w"] ** 2) for wd, layer in zip(weight_decays, layers)), mse
+    return loss + l2_coef * l2_hidden(layers), mse
 
 
-@partial(jax.jit, static_argnames=("max_epochs", "batch_size", "activation"))
+@partial(jax.jit, static_argnames=("max_epochs", "batch_size", "activation", "weight_decays"))
 def train_epochs(state: EnsembleState, active, x, y, orders, lr, l2_coef, n_epochs, max_epochs: int, batch_size: int,
-                 activation: str = "relu"):
+                 activation: str = "relu", weight_decays: tuple = ()):
     """``n_epochs ≤ max_epochs`` epochs for all members in one compiled call (``n_epochs`` may be traced).
 
     ``orders[e, k]`` is member k's order of the ``N`` rows in epoch e (:func:`epoch_orders`). Every epoch
@@ -171,8 +206,9 @@ def train_epochs(state: EnsembleState, active, x, y, orders, lr, l2_coef, n_epoc
     opt = optax.adam(lr)
 
     def loss_fn(params, xb, yb):
-        mse = jax.vmap(_mse, (0, 0, 0, None))(params, xb, yb, activation)
-        return jnp.sum(mse + l2_coef * jax.vmap(l2_hidden)(params)), mse
+        loss, mse = jax.vmap(member_loss, (0, 0, 0, None, None, None))(params, xb, yb, activation, l2_coef,
+                                                                         weight_decays)
+        return jnp.sum(loss), mse
 
     def step(carry, xy):
         params, opt_state = carry
@@ -276,7 +312,7 @@ def fit(
         max_epochs = max(config.val_every, 1)
         orders = epoch_orders(k, n, max_epochs, n_members, x.shape[0])
         state, mse = train_epochs(state, jnp.asarray(active), x, y, orders, config.lr, l2_coef, n, max_epochs,
-                                  config.batch_size, config.activation)
+                                  config.batch_size, config.activation, tuple(config.weight_decays))
         mse = np.where(active, np.asarray(wait(mse))[:n], np.nan)  # a stopped member's rows: nan
         train_hist.extend(list(mse))
         epochs += n * active

@@ -9,6 +9,11 @@ Its :meth:`~ModelEnv.step` is pure and works inside ``lax.scan``:
 with member ``k`` drawn uniformly **once per step for the whole batch** (the original, quirk 4;
 ``member_mode="batch"``) or independently for every rollout at every step (``member_mode="rollout"``).
 
+With ``halt_threshold`` it is MOReL's pessimistic MDP (Kidambi et al., 2020): a step whose members disagree,
+``disagreement(s, a) = max_{i,j} ‖f_i(ŝ, â) − f_j(ŝ, â)‖₂`` over the normalized state-delta predictions, by more
+than the threshold halts the episode (a termination: no bootstrap after it) and its reward is lowered by
+``halt_penalty`` (κ).
+
 :func:`rollout` is one ``lax.scan`` of ``n_steps`` lock-step steps over ``n_envs`` rows. How it relates to the
 original's batch assembly (§3.1, §3.4): the original runs n_envs = batch/H model envs in lock-step, restarts
 every ended rollout from a new start state, stops once the *completed* rollouts hold ≥ batch transitions,
@@ -36,8 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bremen.models.dynamics import apply_all, denormalize
-from bremen.models.nets import mlp_apply
+from bremen.models.dynamics import apply_all, denormalize, member_output
 from bremen.models.normalizer import normalize_inputs
 from bremen.models.policy import dist, sampling_log_std
 
@@ -70,6 +74,10 @@ class ModelEnv:
     """'batch': one random member per step for all rollouts (original); 'rollout': one per rollout and step."""
     activation: str = "relu"
     """Hidden activation of the dynamics members (DynamicsConfig.activation)."""
+    halt_threshold: Optional[float] = None
+    """MOReL: halt where the members' disagreement exceeds this (None: never)."""
+    halt_penalty: float = 0.0
+    """MOReL's κ: subtracted from the reward of a halting step."""
 
     @classmethod
     def from_task(cls, task, **kwargs) -> "ModelEnv":
@@ -99,7 +107,12 @@ class ModelEnv:
         act = jnp.clip(act, jnp.asarray(self.act_low, jnp.float32), jnp.asarray(self.act_high, jnp.float32))
         x = normalize_inputs(norm, obs, act)
         n_members = jax.tree.leaves(ens_params)[0].shape[0]
-        if self.member_mode == "batch":
+        halted = None
+        if self.halt_threshold is not None:  # every member's prediction is needed for the disagreement
+            every = apply_all(ens_params, x, self.activation)
+            halted = member_disagreement(every, obs.shape[-1]) > self.halt_threshold
+            out = every[members] if self.member_mode == "batch" else every[members, jnp.arange(obs.shape[0])]
+        elif self.member_mode == "batch":
             # lax.switch over static member slices: inside a scan the slices are loop-invariant, so no
             # per-step copy of the chosen member's weights (as indexing with a traced k would make)
             branches = [partial(self._apply_member, i) for i in range(n_members)]
@@ -118,10 +131,36 @@ class ModelEnv:
             jnp.zeros(obs.shape[:1], bool) if self.termination_fn is None
             else jnp.asarray(self.termination_fn(next_obs), bool)
         )
+        if halted is not None:
+            rew, term = jnp.where(halted, rew - self.halt_penalty, rew), term | halted
         return next_obs, rew, term
 
     def _apply_member(self, i, ens_params, x):
-        return mlp_apply(jax.tree.map(lambda p: p[i], ens_params), x, self.activation)
+        return member_output(jax.tree.map(lambda p: p[i], ens_params), x, self.activation)
+
+
+def member_disagreement(outputs, obs_dim: int):
+    """max_{i,j} ‖f_i − f_j‖₂ over the members' normalized outputs ``[K, n, out]`` (state-delta part): ``[n]``."""
+    f = outputs[..., :obs_dim]
+    dist = jnp.sqrt(jnp.sum((f[:, None] - f[None, :]) ** 2, axis=-1))
+    return jnp.max(dist, axis=(0, 1))
+
+
+@partial(jax.jit, static_argnames=("activation", "chunk"))
+def max_disagreement(ens_params, norm, obs, act, activation: str = "relu", chunk: int = 4096):
+    """The largest :func:`member_disagreement` over the rows of ``(obs, act)`` (MOReL's threshold is this over
+    the data, divided by its pessimism coefficient), evaluated ``chunk`` rows at a time."""
+    n = obs.shape[0]
+    pad = (-n) % chunk
+    xs = jnp.pad(normalize_inputs(norm, obs, act), ((0, pad), (0, 0))).reshape(-1, chunk, obs.shape[-1] + act.shape[-1])
+    mask = (jnp.arange(n + pad) < n).reshape(-1, chunk)
+
+    def body(best, xm):
+        x, m = xm
+        d = member_disagreement(apply_all(ens_params, x, activation), obs.shape[-1])
+        return jnp.maximum(best, jnp.max(jnp.where(m, d, 0.0))), None
+
+    return jax.lax.scan(body, jnp.asarray(0.0), (xs, mask))[0]
 
 
 class Rollout(NamedTuple):
