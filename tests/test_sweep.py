@@ -162,7 +162,7 @@ def test_a_job_that_cannot_start_on_a_ray_node_is_recorded_with_the_nodes_error(
     saying why, instead of ending the sweep with a traceback; the other jobs still finish."""
     import types
 
-    from bremen.sweep import run as sweep_run
+    from bremen.sweep import execute as sweep_run
 
     class RayTaskError(Exception):
         def __init__(self, cause):

@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from bremen.analysis.runs import Run, group_runs
+from bremen.analysis.runs import RunRecord, group_runs
 from bremen.analysis.stats import bootstrap_ci
 from bremen.errors import UserError
 
@@ -30,7 +30,7 @@ AXES = {"iteration": "outer iteration (or chunk of updates)", "deployment": "dep
 FORMATS = (".png", ".pdf", ".svg")
 
 
-def curve(run: Run, x: str) -> tuple[np.ndarray, np.ndarray]:
+def curve(run: RunRecord, x: str) -> tuple[np.ndarray, np.ndarray]:
     """(x, return) of one run for axis ``x``; empty arrays where the run has no such axis."""
     if x == "iteration":
         rows = [r for r in run.progress if r.get("episode_mean") is not None]
@@ -40,7 +40,7 @@ def curve(run: Run, x: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array([r[key] for r in rows]), np.array([r["final_return"] for r in rows])
 
 
-def line(runs: Sequence[Run], x: str):
+def line(runs: Sequence[RunRecord], x: str):
     """(x, mean, low, high, seeds) of one line: the seeds' common evaluations; None if they have none."""
     curves = [curve(r, x) for r in runs]
     curves = [c for c in curves if len(c[0])]
@@ -53,7 +53,7 @@ def line(runs: Sequence[Run], x: str):
     return xs, ys.mean(axis=0), low, high, len(curves)
 
 
-def references(runs: Sequence[Run]) -> dict:
+def references(runs: Sequence[RunRecord]) -> dict:
     """Reference returns of a panel: the behavior data's (offline runs that finished) and uniform random's."""
     out = {}
     behavior = [r.summary["behavior_return"] for r in runs if r.summary and r.script == "offline"
@@ -71,11 +71,11 @@ def references(runs: Sequence[Run]) -> dict:
     return out
 
 
-def default_axes(runs: Sequence[Run]) -> list[str]:
+def default_axes(runs: Sequence[RunRecord]) -> list[str]:
     return ["deployment", "samples"] if all(r.script == "recursive" for r in runs) else ["iteration"]
 
 
-def plot_runs(runs: Sequence[Run], out: Path, axes: Optional[Sequence[str]] = None, by: Sequence[str] = (),
+def plot_runs(runs: Sequence[RunRecord], out: Path, axes: Optional[Sequence[str]] = None, by: Sequence[str] = (),
               title: Optional[str] = None) -> Path:
     """Write the learning-curve figure of ``runs`` to ``out``; returns the path."""
     out = Path(out)

@@ -42,7 +42,7 @@ def _num(v: Optional[str]):
 
 
 @dataclass
-class Run:
+class RunRecord:
     """One run directory's configuration, logs and (when it finished) summary."""
 
     path: Path
@@ -89,21 +89,21 @@ class Run:
         return obj
 
 
-def read_run(path: Path) -> Run:
+def read_run(path: Path) -> RunRecord:
     try:
         config = json.loads((path / "params.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"{path}/params.json cannot be read ({e}); is it a bremen run directory?")
     summary_file = path / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
-    return Run(path, config, _read_csv(path / "progress.csv"), _read_csv(path / "deployments.csv"), summary)
+    return RunRecord(path, config, _read_csv(path / "progress.csv"), _read_csv(path / "deployments.csv"), summary)
 
 
 def is_run_dir(path: Path) -> bool:
     return (path / "params.json").is_file() and (path / "progress.csv").is_file()
 
 
-def find_runs(paths: Sequence) -> list[Run]:
+def find_runs(paths: Sequence) -> list[RunRecord]:
     """Every run directory at or below ``paths``, in path order; a missing path or no run at all is an error."""
     found: dict = {}
     for p in map(Path, paths):
@@ -117,17 +117,17 @@ def find_runs(paths: Sequence) -> list[Run]:
     return [read_run(d) for _, d in sorted(found.items())]
 
 
-def line_label(run: Run, by: Sequence[str]) -> str:
+def line_label(run: RunRecord, by: Sequence[str]) -> str:
     label = algorithm_label(run.algorithm)
     extra = ", ".join(f"{k.split('.')[-1]}={run.value(k)}" for k in by)
     return f"{label} ({extra})" if extra else label
 
 
-def panel_label(run: Run) -> str:
+def panel_label(run: RunRecord) -> str:
     return f"{run.task} {run.script}" + ("" if run.script == "recursive" else f" · {run.dataset}")
 
 
-def group_runs(runs: Sequence[Run], by: Sequence[str] = ()) -> dict:
+def group_runs(runs: Sequence[RunRecord], by: Sequence[str] = ()) -> dict:
     """{panel: {line: [runs, one per seed]}} in first-seen order."""
     out: dict = {}
     for r in runs:

@@ -29,7 +29,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from bremen.analysis.runs import Run, group_runs
+from bremen.analysis.runs import RunRecord, group_runs
 from bremen.analysis.stats import bootstrap_ci, mean_se, normalized
 from bremen.errors import UserError
 from bremen.io.atomic import atomic_path
@@ -52,7 +52,7 @@ def _policy_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def reevaluate(run: Run, which: str, episodes: int) -> Optional[float]:
+def reevaluate(run: RunRecord, which: str, episodes: int) -> Optional[float]:
     """Mean return of the run's exported ``policy_<which>/`` over ``episodes`` shared-seed episodes. Kept in
     the run's ``reevaluations.json`` with the policy files' sha256, so a table made again as more seeds
     finish evaluates only what is new (a re-exported policy is evaluated again)."""
@@ -82,7 +82,7 @@ def reevaluate(run: Run, which: str, episodes: int) -> Optional[float]:
     return mean
 
 
-def own_return(run: Run, which: str) -> Optional[float]:
+def own_return(run: RunRecord, which: str) -> Optional[float]:
     """A run's own final or best return: summary.json's, except that a recursive run's final return is its last
     deployment's 10-episode evaluation (deployments.csv ``final_return``, env seeds shared by every run)."""
     if which == "final" and run.script == "recursive" and run.deployments:
@@ -90,7 +90,7 @@ def own_return(run: Run, which: str) -> Optional[float]:
     return run.summary.get(f"{which}_return")  # bc_return: the BC policy a model-based run fitted (else None)
 
 
-def _zero_hundred(runs: Sequence[Run], reference: str):
+def _zero_hundred(runs: Sequence[RunRecord], reference: str):
     from bremen.tasks import make
 
     task = runs[0].task
@@ -109,7 +109,7 @@ def _zero_hundred(runs: Sequence[Run], reference: str):
         raise UserError(f"--reference {reference!r} is not behavior, d4rl or a number (the return scored 100)")
 
 
-def table_rows(runs: Sequence[Run], episodes: int = 0, reference: str = "behavior", by: Sequence[str] = (),
+def table_rows(runs: Sequence[RunRecord], episodes: int = 0, reference: str = "behavior", by: Sequence[str] = (),
                progress=None) -> list[dict]:
     """One row per (panel, line) of the finished runs: statistics of final and best returns over seeds."""
     rows = []

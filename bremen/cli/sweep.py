@@ -82,7 +82,7 @@ def build_spec(args):
 
 
 def run(args) -> int:
-    from bremen.sweep.run import run_sweep
+    from bremen.sweep.execute import run_sweep
 
     counts = run_sweep(build_spec(args), Path(args.out), args.jobs, args.ray, args.cpus_per_job,
                        say=lambda m: print(m, file=sys.stderr, flush=True))
