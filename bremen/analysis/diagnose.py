@@ -40,13 +40,17 @@ def load_model(run_dir: Path):
     except (OSError, json.JSONDecodeError):
         raise UserError(f"{run_dir}: not a bremen run directory (no readable params.json)")
     algorithm = config.get("flags", {}).get("algorithm", "bremen")
-    if "agent" in config or "dynamics" not in config:
-        raise UserError(f"{run_dir}: a {algorithm} run has no dynamics model; diagnose takes a bremen or me_trpo run")
+    from bremen.algos.registry import MODEL_BASED
+
+    if algorithm not in MODEL_BASED or "dynamics" not in config:
+        raise UserError(f"{run_dir}: a {algorithm} run has no dynamics model; diagnose takes a model-based run "
+                        f"({', '.join(MODEL_BASED)})")
     ckpt = run_dir / CHECKPOINT_FILE
     if not ckpt.is_file():
         raise UserError(f"{run_dir}: no {CHECKPOINT_FILE} yet (the model is saved after its first fit)")
     known = {f.name for f in fields(dyn_lib.DynamicsConfig)}
-    cfg = dyn_lib.DynamicsConfig(**{k: v for k, v in config["dynamics"].items() if k in known})
+    cfg = dyn_lib.DynamicsConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                    for k, v in config["dynamics"].items() if k in known})
     task = make(config["task"])
     arrays, _ = load_checkpoint(ckpt)
     z = np.zeros((2, task.obs_dim), np.float32)

@@ -13,7 +13,7 @@ def add_parser(sub) -> None:
                        description="Replay real episodes of the run's policy through every ensemble member open "
                        "loop (same start state, same actions) and plot the error per step (the original's "
                        "--eval_model). Writes a figure and its numbers as JSON.")
-    p.add_argument("run", help="a bremen or me_trpo run directory (offline or recursive)")
+    p.add_argument("run", help="a model-based run directory (bremen, me_trpo, mopo, morel; offline or recursive)")
     p.add_argument("--policy", default="final", help="final, best, bc or a policy directory (default final)")
     p.add_argument("--episodes", type=int, default=10, help="real episodes (default 10)")
     p.add_argument("--horizon", type=int, default=100, help="steps per episode at most (default 100)")
