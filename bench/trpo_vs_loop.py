@@ -223,9 +223,9 @@ def main() -> None:
     key = jax.random.PRNGKey(3)
     new_state, info = compiled(state, key)
     roll = jax.device_get(roll_fn(state, key))
-    mu, ls = (np.asarray(x) for x in dist(state.policy, state.stats, roll.obs))
-    mu_b, ls_b = (np.asarray(x) for x in dist(state.behavior, state.behavior_stats, roll.obs))
-    paths = [dict(obs=roll.obs[:, i], act=roll.act[:, i], rew=roll.rew[:, i], mu=mu[:, i], ls=ls[:, i],
+    mu, ls = (np.asarray(x) for x in dist(state.policy, state.stats, roll.observations))
+    mu_b, ls_b = (np.asarray(x) for x in dist(state.behavior, state.behavior_stats, roll.observations))
+    paths = [dict(obs=roll.observations[:, i], act=roll.actions[:, i], rew=roll.rewards[:, i], mu=mu[:, i], ls=ls[:, i],
                   mu_b=mu_b[:, i], ls_b=ls_b[:, i]) for i in range(cfg.n_envs)]
     loop_policy, _ = loop.update(state, paths, np.zeros(2 * OBS + 4))
     a, b, s0 = (ravel_pytree(x)[0] for x in (new_state.policy, loop_policy, state.policy))

@@ -35,7 +35,7 @@ def _roll(ens, env, n_envs=3, horizon=10, n_steps=None, **kw):
 def test_one_member_per_step_for_the_whole_batch():
     ens = const_ensemble([1.0, 2.0, 3.0, 4.0])
     roll = _roll(ens, ModelEnv(lambda s, a, s2: s2[..., 0]), n_envs=16, horizon=200)
-    members = np.asarray(roll.next_obs - roll.obs)[..., 0]  # [T, n]: the member's delta
+    members = np.asarray(roll.next_observations - roll.observations)[..., 0]  # [T, n]: the member's delta
     assert np.all(members == members[:, :1])  # one member for all rollouts at each step
     counts = np.bincount(members[:, 0].astype(int), minlength=5)[1:]
     assert np.all(counts > 25)  # uniform over the 4 members (50 expected each)
@@ -44,7 +44,7 @@ def test_one_member_per_step_for_the_whole_batch():
 def test_per_rollout_member_choice():
     ens = const_ensemble([1.0, 2.0, 3.0, 4.0])
     roll = _roll(ens, ModelEnv(lambda s, a, s2: s2[..., 0], member_mode="rollout"), n_envs=16, horizon=50)
-    members = np.asarray(roll.next_obs - roll.obs)[..., 0]
+    members = np.asarray(roll.next_observations - roll.observations)[..., 0]
     assert np.mean(members != members[:, :1]) > 0.5
     assert set(np.unique(members)) == {1.0, 2.0, 3.0, 4.0}
 
@@ -52,8 +52,8 @@ def test_per_rollout_member_choice():
 def test_actions_clipped_before_model_and_reward():
     env = ModelEnv(lambda s, a, s2: a[..., 0], act_low=-1.0, act_high=1.0)
     roll = _roll(const_ensemble([0.0]), env, n_envs=50, horizon=10, sampling_std=5.0)
-    assert float(jnp.abs(roll.act).max()) > 2.0  # the stored sample is not clipped (its likelihood is used)
-    np.testing.assert_allclose(roll.rew, jnp.clip(roll.act[..., 0], -1, 1))
+    assert float(jnp.abs(roll.actions).max()) > 2.0  # the stored sample is not clipped (its likelihood is used)
+    np.testing.assert_allclose(roll.rewards, jnp.clip(roll.actions[..., 0], -1, 1))
     # a model that reads the action sees the clipped one
     cfg = DynamicsConfig(ensemble_size=1, hidden=4)
     lin = jax.tree.map(jnp.zeros_like, ensemble_init(jax.random.PRNGKey(0), OBS, ACT, cfg).params)
@@ -74,11 +74,11 @@ def test_termination_masks_and_auto_reset():
     env = ModelEnv(lambda s, a, s2: jnp.ones(s.shape[:-1]), lambda s2: s2[..., 0] >= 3.0)
     roll = _roll(const_ensemble([1.0]), env, n_envs=2, horizon=10)  # s' = t + 1: terminates at t = 2
     np.testing.assert_array_equal(roll.t[:, 0], [0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
-    np.testing.assert_array_equal(np.nonzero(roll.term[:, 0])[0], [2, 5, 8])
+    np.testing.assert_array_equal(np.nonzero(roll.terminals[:, 0])[0], [2, 5, 8])
     np.testing.assert_array_equal(np.nonzero(roll.last[:, 0])[0], [2, 5, 8, 9])  # + the scan's end
-    assert not roll.trunc.any()
+    assert not roll.timeouts.any()
     np.testing.assert_array_equal(roll.valid[:, 0], [1] * 9 + [0])  # the unfinished episode is dropped
-    np.testing.assert_array_equal(roll.obs[3, 0], START[0])  # restarted from a start state
+    np.testing.assert_array_equal(roll.observations[3, 0], START[0])  # restarted from a start state
     kept = _roll(const_ensemble([1.0]), env, n_envs=2, horizon=10, keep_unfinished=True)
     assert kept.valid.all()
     single = _roll(const_ensemble([1.0]), env, n_envs=2, horizon=10, auto_reset=False)
@@ -88,19 +88,19 @@ def test_termination_masks_and_auto_reset():
 def test_time_limit_truncation():
     env = ModelEnv(lambda s, a, s2: jnp.ones(s.shape[:-1]))
     roll = _roll(const_ensemble([1.0]), env, n_envs=2, horizon=4, n_steps=10)
-    np.testing.assert_array_equal(np.nonzero(roll.trunc[:, 0])[0], [3, 7])
+    np.testing.assert_array_equal(np.nonzero(roll.timeouts[:, 0])[0], [3, 7])
     np.testing.assert_array_equal(roll.valid[:, 0], [1] * 8 + [0, 0])
-    assert not roll.term.any()
+    assert not roll.terminals.any()
     full = _roll(const_ensemble([1.0]), env, n_envs=2, horizon=4)  # no terminations, n_steps = H: all valid
-    assert full.valid.all() and full.trunc[-1].all()
+    assert full.valid.all() and full.timeouts[-1].all()
 
 
 def test_learned_reward_head_used_without_reward_fn():
     ens = const_ensemble([1.0, 1.0], learn_reward=True, reward=2.5)
     roll = _roll(ens, ModelEnv(None), n_envs=3, horizon=5)
-    np.testing.assert_allclose(roll.rew, 2.5)
+    np.testing.assert_allclose(roll.rewards, 2.5)
     roll = _roll(ens, ModelEnv(None, member_mode="rollout"), n_envs=3, horizon=5)
-    np.testing.assert_allclose(roll.rew, 2.5)
+    np.testing.assert_allclose(roll.rewards, 2.5)
 
 
 def _reference_padded(lengths_by_row, n_steps, batch):

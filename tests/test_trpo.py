@@ -207,7 +207,7 @@ CFG = TRPOConfig(batch_size=640, horizon=20, target_kl=0.1, sampling_std=0.3, co
 def _return(policy):
     roll = rollout(policy, STATS, ENS, NORM, START, jax.random.PRNGKey(1), env=ENV, n_envs=64, horizon=20,
                    deterministic=True)
-    return float(roll.rew.sum(0).mean())
+    return float(roll.rewards.sum(0).mean())
 
 
 def test_trpo_improves_point_mass_return():

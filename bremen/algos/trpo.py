@@ -176,10 +176,10 @@ def behavior_kl(state: TRPOState, obs, mu, log_std, config: TRPOConfig, env: Mod
 
 def advantages(state: TRPOState, roll: Rollout, kl_b, config: TRPOConfig):
     """Baseline values, GAE and value targets for a rollout grid, with the behavior KL ``kl_b`` penalized."""
-    obs_n = normalize(state.stats, roll.obs)
+    obs_n = normalize(state.stats, roll.observations)
     v = baseline_predict(config.baseline, state.baseline, obs_n, roll.t)
-    v_next = baseline_predict(config.baseline, state.baseline, normalize(state.stats, roll.next_obs), roll.t + 1)
-    adv, targets = gae(roll.rew, v, v_next, kl_b, roll.term, roll.last, gamma=config.gamma, lam=config.gae_lambda,
+    v_next = baseline_predict(config.baseline, state.baseline, normalize(state.stats, roll.next_observations), roll.t + 1)
+    adv, targets = gae(roll.rewards, v, v_next, kl_b, roll.terminals, roll.last, gamma=config.gamma, lam=config.gae_lambda,
                        kl_penalty=config.kl_penalty, bootstrap_truncation=config.bootstrap_truncation)
     return adv, targets, obs_n
 
@@ -202,18 +202,18 @@ def trpo_iteration(state: TRPOState, key, *, config: TRPOConfig, env: ModelEnv):
                    sampling_std=config.sampling_std, const_sampling=config.const_sampling,
                    policy_activation=config.policy_activation, auto_reset=config.auto_reset,
                    keep_unfinished=config.keep_unfinished)
-    d, a = roll.obs.shape[-1], roll.act.shape[-1]
+    d, a = roll.observations.shape[-1], roll.actions.shape[-1]
     valid = roll.valid
     k = config.fisher_subsample
     fisher_key = jax.random.fold_in(key, 1)
     grid_rows = None if k == 1 else fisher_rows(fisher_key, valid.reshape(-1), k)  # of the flattened grid
     if config.kl_penalty > 0 or grid_rows is None:  # the penalty needs every step; with k = 1 the log takes them all
-        kl_log, kl_mask = behavior_kl(state, roll.obs, roll.mu, roll.log_std, config, env), valid
+        kl_log, kl_mask = behavior_kl(state, roll.observations, roll.mu, roll.log_std, config, env), valid
     else:
-        kl_log = behavior_kl(state, roll.obs.reshape(-1, d)[grid_rows], roll.mu.reshape(-1, a)[grid_rows],
+        kl_log = behavior_kl(state, roll.observations.reshape(-1, d)[grid_rows], roll.mu.reshape(-1, a)[grid_rows],
                              roll.log_std.reshape(-1, a)[grid_rows], config, env)
         kl_mask = valid.reshape(-1)[grid_rows]
-    kl_b = kl_log if config.kl_penalty > 0 else jnp.zeros_like(roll.rew)
+    kl_b = kl_log if config.kl_penalty > 0 else jnp.zeros_like(roll.rewards)
     adv, targets, obs_n = advantages(state, roll, kl_b, config)
     n_valid = jnp.maximum(jnp.sum(valid), 1)
     adv_mean = jnp.sum(jnp.where(valid, adv, 0.0)) / n_valid
@@ -222,11 +222,11 @@ def trpo_iteration(state: TRPOState, key, *, config: TRPOConfig, env: ModelEnv):
 
     if config.padded_batch:
         t_idx, e_idx, real, w = padded_rows(roll, config.batch_size)
-        obs = jnp.where(real[:, None], roll.obs[t_idx, e_idx], 0.0)
-        act = jnp.where(real[:, None], roll.act[t_idx, e_idx], 0.0)
+        obs = jnp.where(real[:, None], roll.observations[t_idx, e_idx], 0.0)
+        act = jnp.where(real[:, None], roll.actions[t_idx, e_idx], 0.0)
         adv_rows = jnp.where(real, adv_n[t_idx, e_idx], 0.0)
     else:
-        obs, act = roll.obs.reshape(-1, d), roll.act.reshape(-1, a)
+        obs, act = roll.observations.reshape(-1, d), roll.actions.reshape(-1, a)
         adv_rows, w = jnp.where(valid, adv_n, 0.0).reshape(-1), valid.reshape(-1).astype(jnp.float32)
 
     def lik(params, obs):
@@ -243,7 +243,7 @@ def trpo_iteration(state: TRPOState, key, *, config: TRPOConfig, env: ModelEnv):
         **_masked_stats(adv, valid, "advantages"),
         **_masked_stats(kl_log, kl_mask, "behavior_policy_kl"),
         **step_info,
-        "imagined_return": jnp.sum(jnp.where(valid, roll.rew, 0.0)) / jnp.maximum(episodes, 1),
+        "imagined_return": jnp.sum(jnp.where(valid, roll.rewards, 0.0)) / jnp.maximum(episodes, 1),
         "episodes": episodes,
         "valid_steps": jnp.sum(valid),
     }

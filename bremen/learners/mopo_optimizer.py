@@ -90,7 +90,8 @@ class MOPOOptimizer:
     def chunk(self, itr: int, model) -> dict:
         """One MOPO epoch: per ``rollout_every`` updates, a model rollout into the buffer, then the updates."""
         c, t0 = self.config, time.perf_counter()
-        real, starts = self._real(model.data), jnp.asarray(model.data.observations, jnp.float32)
+        real = self._real(model.data)
+        starts = real.observations  # rollouts start from data states
         elites = jnp.asarray(model.elites, jnp.int32)
         n_real = int(round(c.real_ratio * c.sac.batch_size))
         rollout_infos, sac_infos = [], []

@@ -164,14 +164,15 @@ def max_disagreement(ens_params, norm, obs, act, activation: str = "relu", chunk
 
 
 class Rollout(NamedTuple):
-    """A time-major ``[n_steps, n_envs, ...]`` batch of imaginary transitions."""
+    """A time-major ``[n_steps, n_envs, ...]`` batch of imaginary transitions (the transition fields named as
+    :class:`bremen.data.Dataset`'s)."""
 
-    obs: jnp.ndarray
-    act: jnp.ndarray  # the policy's sample, before clipping (what its likelihood is taken of)
-    next_obs: jnp.ndarray
-    rew: jnp.ndarray
-    term: jnp.ndarray  # termination_fn fired on next_obs
-    trunc: jnp.ndarray  # the episode reached H steps without terminating
+    observations: jnp.ndarray
+    actions: jnp.ndarray  # the policy's sample, before clipping (what its likelihood is taken of)
+    next_observations: jnp.ndarray
+    rewards: jnp.ndarray
+    terminals: jnp.ndarray  # termination_fn fired on next_observations
+    timeouts: jnp.ndarray  # the episode reached H steps without terminating
     last: jnp.ndarray  # the episode ends here: term, trunc, or the scan's last step
     t: jnp.ndarray  # step index within the episode
     valid: jnp.ndarray  # the step belongs to the batch (see module docstring)
@@ -257,7 +258,7 @@ def padded_rows(roll: Rollout, batch_size: int):
     paths, get weight 0; padding rows inside it get weight 1 and enter every mean, as in the original).
     """
     n_steps, n_envs = roll.t.shape
-    ends = ((roll.term | roll.trunc) & roll.valid).reshape(-1)
+    ends = ((roll.terminals | roll.timeouts) & roll.valid).reshape(-1)
     (order,) = jnp.nonzero(ends, size=ends.shape[0], fill_value=0)  # completion order: flat index = t·n + i
     lengths = roll.t.reshape(-1)[order] + 1
     n_paths = jnp.sum(ends)

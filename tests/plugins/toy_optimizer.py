@@ -46,7 +46,7 @@ class RandomSearch:
     def imagined(self, params, model) -> float:
         roll = rollout(params, self.stats, model.ens.params, model.norm, self.starts, jax.random.PRNGKey(0),
                        env=model.env, n_envs=32, horizon=self.horizon, deterministic=True, auto_reset=False)
-        return float(jnp.sum(roll.rew * roll.valid) / 32)
+        return float(jnp.sum(roll.rewards * roll.valid) / 32)
 
     def chunk(self, itr: int, model) -> dict:
         key = jax.random.fold_in(jax.random.PRNGKey(self.seed + 1), itr)
