@@ -255,6 +255,10 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
     else:
         _baseline_options(args, algorithm)
     if algorithm == mopo.NAME:  # MOPO's ensemble; its epochs are the run's outer iterations
+        given = [f"--{k}" for k in ("onpol_iters", "interval") if getattr(args, k, None) is not None]
+        if given:
+            raise UserError(f"{' and '.join(given)}: MOPO's training length is its epochs per deployment; "
+                            f"use --set algo.epochs=N")
         dyn = dataclasses.replace(dyn, **mopo.dynamics_settings(preset))
         flags["interval"] = agent.epochs
         flags["onpol_iters"] = agent.epochs * flags.get("deployments", 1)

@@ -198,6 +198,7 @@ def test_morel_records_its_threshold_and_halts_some_rollouts(hopper_data, tmp_pa
     (["--algorithm", "mopo", "--set", "algo.real_ratio=2"], "real_ratio"),
     (["--algorithm", "morel", "--pessimism_coef", "0"], "pessimism"),
     (["--algorithm", "bremen", "--rollout_length", "3"], "--rollout_length is an option of mopo"),
+    (["--algorithm", "mopo", "--onpol_iters", "5"], "use --set algo.epochs"),
 ])
 def test_bad_settings_are_one_line_errors(args, fragment, tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "offline.py"), "--env", "hopper", "--preset", "smoke",

@@ -158,8 +158,9 @@ class ModelBasedLearner:
                                        key if deployment == 0 else jax.random.fold_in(key, deployment), c, callback)
         last_val = report.val_checks[-1][1] if report.val_checks else np.full(c.ensemble_size, np.nan)
         self.model_val_loss = float(np.mean(last_val))
+        if c.elites and val_data is not None:  # ranked on the parameters the rollouts will use
+            last_val = dyn_lib.members_mse(self.ens.params, self.norm, val_data, c)
         self.elites = dyn_lib.elites_of(np.nan_to_num(last_val, nan=np.inf), c.elites)
-        self._pessimistic_env(train)
         return {"epochs": int(report.epochs.max()), "val_members": np.asarray(last_val)}
 
     def _pessimistic_env(self, data, threshold: Optional[float] = None) -> None:
@@ -214,6 +215,7 @@ class ModelBasedLearner:
                 hooks.step("model", 0, {"restored": True})
             else:
                 info = self.fit_model(train, val, self._model_callback(hooks), deployment)
+                self._pessimistic_env(data)
                 hooks.step("model", 0, {"restored": False, **info})
         if phase in ("new", "model"):
             info = o.prepare(self.model(), data, bc_data, hooks, deployment, lambda part: self.restore_from(part, data))

@@ -101,6 +101,9 @@ class FitReport(NamedTuple):
 def ensemble_init(key, obs_dim: int, act_dim: int, config: DynamicsConfig = DynamicsConfig()) -> EnsembleState:
     """K independently initialized members (Glorot-uniform, as TF1 ``tf.layers.dense``)."""
     out = obs_dim + int(config.learn_reward)
+    if config.weight_decays and len(config.weight_decays) != config.n_layers + 1:
+        raise ValueError(f"weight_decays has {len(config.weight_decays)} values; the members have "
+                         f"{config.n_layers + 1} layers")
     sizes = (obs_dim + act_dim,) + (config.hidden,) * config.n_layers + (out,)
     params = _init_members(key, sizes, config.ensemble_size, config.probabilistic)
     return EnsembleState(params, optax.adam(config.lr).init(params))
@@ -259,6 +262,14 @@ def validation_mse(params, x, y, batch_size: int = 1000, activation: str = "relu
 
     total, _ = jax.lax.scan(chunk, jnp.zeros(jax.tree.leaves(params)[0].shape[0]), (xs, ys, mask))
     return total / (n * y.shape[-1])
+
+
+def members_mse(params, norm: Normalization, data: Sequence, config: DynamicsConfig) -> np.ndarray:
+    """Each member's normalized MSE on ``data = (obs, act, next_obs[, rew])`` (as validation measures it): ``[K]``."""
+    obs = jnp.asarray(data[0])
+    x = normalize_inputs(norm, obs, jnp.asarray(data[1]))
+    y = targets(norm, obs, jnp.asarray(data[2]), _rew(data, config))
+    return np.asarray(validation_mse(params, x, y, config.batch_size, config.activation))
 
 
 def early_stop_check(best, best_epoch, val, epoch: int, patience: int):

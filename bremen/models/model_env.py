@@ -171,7 +171,7 @@ class Rollout(NamedTuple):
     actions: jnp.ndarray  # the policy's sample, before clipping (what its likelihood is taken of)
     next_observations: jnp.ndarray
     rewards: jnp.ndarray
-    terminals: jnp.ndarray  # termination_fn fired on next_observations
+    terminals: jnp.ndarray  # termination_fn fired on next_observations, or MOReL's halt
     timeouts: jnp.ndarray  # the episode reached H steps without terminating
     last: jnp.ndarray  # the episode ends here: term, trunc, or the scan's last step
     t: jnp.ndarray  # step index within the episode

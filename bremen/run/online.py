@@ -116,6 +116,9 @@ def resume_online(out_dir, steps: Optional[int] = None, task: Optional[str] = No
         raise UserError(f"{ckpt}: " + ("written by an earlier bremen (before the run driver trained behavior policies); "
                                        "start afresh with --force" if "eval_target" in stored else
                                        "not a train-behavior run; resume it with the command that started it"))
+    if "env_steps" not in stored:
+        raise UserError(f"{ckpt}: written by an earlier bremen (before SAC drew its minibatches on the device); "
+                        f"start afresh with --force")
     config = OnlineRunConfig.from_json(meta["config"])
     if task is not None and task != config.task:
         raise UserError(f"{ckpt}: the checkpoint is of task {config.task!r}, not {task!r}; fix --task or --out")
