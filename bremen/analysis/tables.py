@@ -122,8 +122,9 @@ def table_rows(runs: Sequence[RunRecord], episodes: int = 0, reference: str = "b
             for which in ("final", "best", "bc"):
                 if episodes:
                     vals = [reevaluate(r, which, episodes) for r in rs]
-                    if progress:
-                        progress(f"{panel} {label} {which}: {len(vals)} policies evaluated")
+                    done = sum(v is not None for v in vals)
+                    if progress and done:
+                        progress(f"{panel} {label} {which}: {done} policies evaluated")
                 else:
                     vals = [own_return(r, which) for r in rs]
                 vals = [v for v in vals if v is not None]
