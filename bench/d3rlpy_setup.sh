@@ -57,14 +57,9 @@ PINS=(
     mpmath==1.3.0
 )
 
-if [[ -n "${TORCH_INDEX_URL:-}" ]]; then
-    "${PIP[@]}" --extra-index-url "$TORCH_INDEX_URL" "torch==2.13.0+cpu" "${PINS[@]}"
-elif "${PIP[@]}" "torch==2.13.0+cpu" "${PINS[@]}"; then
-    :
-else
-    echo "torch==2.13.0+cpu is not available here: installing PyPI's default torch==2.13.0 wheel" >&2
-    "${PIP[@]}" "torch==2.13.0" "${PINS[@]}"
-fi
+# shellcheck source=bench/torch_cpu_install.sh
+source "$HERE/torch_cpu_install.sh"
+install_torch_cpu "${PINS[@]}"
 
 "$VENV/bin/python" - <<'EOF'
 import d3rlpy, gymnasium, torch

@@ -54,14 +54,9 @@ PINS=(
     fsspec==2026.9.0
 )
 
-if [[ -n "${TORCH_INDEX_URL:-}" ]]; then
-    "${PIP[@]}" --extra-index-url "$TORCH_INDEX_URL" "torch==2.13.0+cpu" "${PINS[@]}"
-elif "${PIP[@]}" "torch==2.13.0+cpu" "${PINS[@]}"; then
-    :
-else
-    echo "torch==2.13.0+cpu is not available here: installing PyPI's default torch==2.13.0 wheel" >&2
-    "${PIP[@]}" "torch==2.13.0" "${PINS[@]}"
-fi
+# shellcheck source=bench/torch_cpu_install.sh
+source "$HERE/torch_cpu_install.sh"
+install_torch_cpu "${PINS[@]}"
 
 # The source tree on the venv's path (not installed, not copied): a .pth file in site-packages.
 SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
