@@ -36,6 +36,7 @@ def learner_config(exp: Experiment) -> ModelBasedConfig:
         start_pool_size=exp.start_pool_size, member_mode=f["member_mode"], pretrain_value=bool(f["pretrain_value"]),
         restore={part: f["restore_path"] for part, flag in RESTORE_FLAGS.items() if f[flag]},
         pessimism=morel.pessimism if morel else None, halt_penalty=morel.halt_penalty if morel else 0.0,
+        validation_ratio=f["policy_validation"], validation_patience=f["validation_patience"],
     )
 
 

@@ -107,7 +107,8 @@ BOOL_FLAGS = ("padded_batch", "consistent_likelihood", "bootstrap_truncation", "
               "restore_dynamics_variables", "restore_offline_data", "restore_value", "bc_init", "use_s_t",
               "use_s_0", "pretrain_value", "const_sampling", "all_bc", "eval_model")
 EXTRA_DEFAULTS = {"start_pool_size": 10_000, "bc_steps_per_call": 10_000, "member_mode": "batch",
-                  "subsample": "prefix", "dataset_normalizer": False, "reinit_agent": False}
+                  "subsample": "prefix", "dataset_normalizer": False, "reinit_agent": False,
+                  "policy_validation": 0.0, "validation_patience": 3}
 
 
 @dataclass
@@ -364,6 +365,14 @@ def _check(flags: dict, params: ParamFile, task: str) -> None:
         raise UserError(f"--gaussian must be positive, got {flags['gaussian']}")
     if flags["alpha"] < 0:
         raise UserError(f"--alpha must be >= 0, got {flags['alpha']}")
+    if not 0 <= flags["policy_validation"] <= 1:
+        raise UserError(f"--policy_validation is a share of the ensemble's members in [0, 1] (ME-TRPO: 0.7; 0: off), "
+                        f"got {flags['policy_validation']}")
+    if int(flags["validation_patience"]) < 1:
+        raise UserError(f"--validation_patience must be at least 1 check, got {flags['validation_patience']}")
+    if flags["policy_validation"] and flags["algorithm"] not in ("bremen", me_trpo.NAME):
+        raise UserError(f"--policy_validation watches TRPO on BREMEN's ensemble (bremen, me_trpo), not "
+                        f"{flags['algorithm']}; drop it")
     if flags["algorithm"] == me_trpo.NAME and flags["bc_init"]:
         raise UserError("--algorithm me_trpo starts from a fresh policy; drop --bc_init (or use --algorithm bremen)")
     if flags["use_s_t"] and flags["use_s_0"]:

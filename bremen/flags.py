@@ -73,6 +73,14 @@ def add_original_flags(p: argparse.ArgumentParser, script: str) -> None:
                        help="real steps per deployment, a multiple of 1000 (sets --n_train = deployments x batch)")
         _bool(b, "reinit_agent", "model-free baselines: train each deployment from a fresh agent instead of "
                                  "continuing from the previous deployment's (the default)")
+    if script in ("offline", "recursive"):
+        b.add_argument("--policy_validation", type=float, default=None, metavar="RATIO",
+                       help="bremen, me_trpo: ME-TRPO's policy validation: after every outer iteration, the share of "
+                            "ensemble members under which the policy's imagined return rose; below RATIO (ME-TRPO: "
+                            "0.7) --validation_patience times in a row, the deployment's TRPO stops and goes back "
+                            "to the last policy that passed (default 0: off)")
+        b.add_argument("--validation_patience", type=int, default=None, metavar="N",
+                       help="checks below --policy_validation in a row that stop TRPO (default 3)")
     if script == "offline":
         b.add_argument("--vmap_seeds", action="store_true",
                        help="model-free baselines: train all --random_seeds as one compiled program (one run "

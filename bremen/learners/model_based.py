@@ -71,6 +71,10 @@ class ModelBasedConfig:
     divided by this (bremen.models.model_env); None: BREMEN's model env."""
     halt_penalty: float = 0.0
     """MOReL's κ, subtracted from a halting step's reward."""
+    validation_ratio: float = 0.0
+    """--policy_validation: stop a deployment's TRPO when fewer than this share of the members see the policy
+    improve, ``validation_patience`` outer iterations in a row (bremen.algos.policy_validation); 0: off."""
+    validation_patience: int = 3
 
 
 class ModelBasedLearner:

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bremen.algos import bc as bc_lib
+from bremen.algos import policy_validation as pv
 from bremen.algos import trpo as trpo_lib
 from bremen.algos.trpo_value import baseline_fit
 from bremen.evaluation import start_states
@@ -31,7 +32,7 @@ from bremen.models.policy import policy_init
 from bremen.models.waiting import wait
 
 # phase keys of the derived RNG streams (the model's is bremen.learners.model_based.K_MODEL = 1)
-K_BC, K_TRPO, K_POLICY = 2, 3, 4
+K_BC, K_TRPO, K_POLICY, K_VALIDATION = 2, 3, 4, 5
 # progress.csv's columns of a model-based learner with this optimizer (the run driver fills the evaluation's,
 # the times and best_return, and puts a recursive run's deployment columns after Iteration); trpo.csv's, one
 # row per TRPO step
@@ -42,6 +43,8 @@ PROGRESS_KEYS = [
     "model_val_loss", "bc_loss", "bc_return", "trpo_iterations", "step_wise_mse", "time_trpo", "time_eval",
     "time_total",
 ]
+VALIDATION_KEYS = ["validation_ratio", "validation_misses", "validation_stopped"]
+"""progress.csv's columns added by --policy_validation (bremen.algos.policy_validation)."""
 TRPO_KEYS = ["Iteration", "inner", "advantages_mean", "advantages_max", "advantages_min",
              "behavior_policy_kl_mean", "behavior_policy_kl_max", "behavior_policy_kl_min", "surrogate_before",
              "surrogate_after", "expected_improvement", "kl_after", "step_fraction", "imagined_return",
@@ -89,6 +92,14 @@ class TRPOOptimizer:
         self.task, self.config, self.seed, self.key = task, config, seed, key
         self.bc = self.trpo = None
         self.bc_loss = None
+        self.validation = None  # --policy_validation's state (bremen.algos.policy_validation), else None
+        if self.validates:
+            self.state_names = self.state_names + ("validation",)
+            self.progress_keys = PROGRESS_KEYS[:-3] + VALIDATION_KEYS + PROGRESS_KEYS[-3:]
+
+    @property
+    def validates(self) -> bool:
+        return self.config.validation_ratio > 0
 
     @property
     def tb_steps_per_chunk(self) -> int:
@@ -133,6 +144,8 @@ class TRPOOptimizer:
                 restore(part)
         if c.pretrain_value:
             self.pretrain_value(data)
+        if self.validates:
+            self.validation = self.start_validation(model, deployment)
         return {"restored": "bc" in c.restore}
 
     def fit_bc(self, data, callback=None, deployment: int = 0) -> None:
@@ -188,13 +201,46 @@ class TRPOOptimizer:
         self.trpo = self.trpo._replace(baseline=base)
 
     def chunk(self, itr: int, model: Model) -> dict:
-        """One outer iteration: trpo.iterations TRPO steps on imaginary rollouts (one compiled call)."""
+        """One outer iteration: trpo.iterations TRPO steps on imaginary rollouts (one compiled call); with
+        --policy_validation, then a check (none of either once the deployment's TRPO has stopped)."""
         c = self.config
+        if self.validation is not None and bool(self.validation.stopped):
+            return {k: np.zeros(0, np.float32) for k in TRPO_KEYS[2:]} | self._validation_info(None)
         if c.reinitialize_every_outer_iteration:
             self.trpo = self.trpo._replace(policy=self.bc.params, stats=self.bc.stats)
         key = jax.random.fold_in(jax.random.fold_in(self.key, K_TRPO), itr)
         self.trpo, info = trpo_lib.trpo_run(self.trpo, key, config=c.trpo, env=model.env, n_iters=c.trpo.iterations)
-        return jax.tree.map(np.asarray, wait(info))
+        info = jax.tree.map(np.asarray, wait(info))
+        if self.validation is None:
+            return info
+        returns = self.member_returns(self.trpo.policy, self.trpo.stats, model, self.validation.key)
+        self.validation, ratio, stop = pv.check(self.validation, returns, self.trpo.policy, self.trpo.stats,
+                                                c.validation_ratio, c.validation_patience)
+        if stop:  # back to the last policy that passed
+            self.trpo = self.trpo._replace(policy=self.validation.ref_policy, stats=self.validation.ref_stats)
+        return info | self._validation_info(ratio)
+
+    # ------------------------------------------------------------------ --policy_validation
+    def member_returns(self, policy, stats, model: Model, key):
+        t = self.config.trpo
+        return pv.member_returns(policy, stats, model.ens.params, model.norm, self.trpo.start_obs, key,
+                                 env=model.env, n_envs=t.n_envs, horizon=t.horizon, sampling_std=t.sampling_std,
+                                 const_sampling=t.const_sampling, policy_activation=t.policy_activation)
+
+    def start_validation(self, model: Model, deployment: int) -> pv.ValidationState:
+        """The deployment's first reference: the policy TRPO starts from, under this deployment's ensemble."""
+        key = self._key(K_VALIDATION, deployment)
+        returns = self.member_returns(self.trpo.policy, self.trpo.stats, model, key)
+        skipped = self.validation.skipped if self.validation is not None else jnp.zeros((), jnp.int32)
+        return pv.ValidationState(returns, self.trpo.policy, self.trpo.stats, jnp.zeros((), jnp.int32),
+                                  jnp.zeros((), bool), key, skipped)
+
+    def _validation_info(self, ratio) -> dict:
+        v = self.validation
+        if ratio is None:  # a chunk after the stop: its iterations are not run
+            self.validation = v = v._replace(skipped=v.skipped + self.config.trpo.iterations)
+        return {"validation_ratio": np.float32(np.nan if ratio is None else ratio),
+                "validation_misses": np.int32(v.misses), "validation_stopped": np.bool_(v.stopped)}
 
     def _bc_callback(self, hooks):
         """BC's steps as bc.csv rows."""
@@ -207,26 +253,35 @@ class TRPOOptimizer:
         """An outer iteration's trpo.csv rows, TensorBoard scalars per TRPO step, and progress.csv's columns
         (the last step's advantages and KL to BC, the chunk's mean imagined return, step fraction and KL)."""
         iters = self.config.trpo.iterations
+        ran = len(info["kl_after"])  # 0 after --policy_validation stopped the deployment's TRPO
         details, scalars = [], []
-        for i in range(iters):
+        for i in range(ran):
             row = {k: info[k][i] for k in TRPO_KEYS[2:]}
             details.append({"Iteration": itr, "inner": i, **row})
             scalars += [(f"trpo/{k}", float(v), itr * iters + i) for k, v in row.items()]
-        progress = {**{k: float(info[k][-1]) for k in TRPO_KEYS[2:9]},
-                    **{k: float(np.mean(info[k])) for k in ("imagined_return", "step_fraction", "kl_after")},
-                    "bc_loss": self.bc_loss, "trpo_iterations": (itr + 1) * iters}
+        progress = {**{k: float(info[k][-1]) if ran else np.nan for k in TRPO_KEYS[2:9]},
+                    **{k: float(np.mean(info[k])) if ran else np.nan
+                       for k in ("imagined_return", "step_fraction", "kl_after")},
+                    "bc_loss": self.bc_loss, "trpo_iterations": (itr + 1) * iters - self._skipped()}
+        if self.validation is not None:
+            progress.update({k: info[k].item() for k in VALIDATION_KEYS})
+            scalars += [(f"validation/{k[11:]}", float(info[k]), (itr + 1) * iters) for k in VALIDATION_KEYS]
         return ChunkReport(progress, details, scalars)
 
+    def _skipped(self) -> int:
+        return 0 if self.validation is None else int(self.validation.skipped)
+
     def summary(self, chunks: int) -> dict:
-        return {"trpo_iterations": chunks * self.config.trpo.iterations}
+        return {"trpo_iterations": chunks * self.config.trpo.iterations - self._skipped()}
 
     # ------------------------------------------------------------------ state for checkpoints
     def state_arrays(self) -> dict:
         """The optimizer's pytrees (none before its first ``prepare``); the model's parts are the learner's."""
         if self.trpo is None:
             return {}
+        validation = {} if self.validation is None else {"validation": self.validation}
         return {"bc": self.bc, "trpo": self.trpo._replace(ens_params=None, norm=None, start_obs=None),
-                "start_obs": np.asarray(self.trpo.start_obs)}
+                "start_obs": np.asarray(self.trpo.start_obs), **validation}
 
     def templates(self, data, model: Model) -> dict:
         """Freshly initialized pytrees of the right shapes, to restore a checkpoint into."""
@@ -234,11 +289,18 @@ class TRPOOptimizer:
         bc = bc_lib.bc_init(jax.random.PRNGKey(0), d.observations[:2], t.act_dim, c.bc)
         trpo = trpo_lib.trpo_init(bc.params, bc.stats, bc.params, bc.stats, model.ens.params, model.norm,
                                   np.zeros((1, t.obs_dim), np.float32), jax.random.PRNGKey(0), c.trpo)
-        return {"bc": bc, "trpo": trpo._replace(ens_params=None, norm=None, start_obs=None)}
+        validation = {}
+        if self.validates:
+            k = jax.tree.leaves(model.ens.params)[0].shape[0]
+            zero = jnp.zeros((), jnp.int32)
+            validation = {"validation": pv.ValidationState(jnp.zeros((k,)), trpo.policy, trpo.stats, zero,
+                                                           jnp.zeros((), bool), jax.random.PRNGKey(0), zero)}
+        return {"bc": bc, "trpo": trpo._replace(ens_params=None, norm=None, start_obs=None), **validation}
 
     def restore(self, state: dict, arrays: dict, meta: dict, model: Model) -> None:
         """This run's own checkpoint: BC and the TRPO state, rejoined with the restored model."""
         self.bc = state["bc"]
+        self.validation = state.get("validation")
         self.trpo = state["trpo"]._replace(ens_params=model.ens.params, norm=model.norm,
                                            start_obs=jnp.asarray(arrays["start_obs"]))
         self.bc_loss = meta["bc_loss"]
