@@ -49,7 +49,8 @@ Measured, each side in its own process, rounds A (bremen, in this process) / B (
 torch threads: ``torch.set_num_threads(k)`` for k = the cores this process may use (``os.sched_getaffinity``) and,
 where that is more than one, k = 1 as well (on this loaded 2-core machine one thread has measured faster for
 small networks; bench/results/baselines_vs_d3rlpy.json); the order alternates by round and the ratio is taken
-against the kit's better k. JAX runs with its defaults (XLA's CPU thread pool over all cores).
+against the kit's better k. JAX runs with its defaults (XLA's CPU thread pool over the cores this process may use).
+Under ``taskset -c 0`` both sides get one core (bench/results/mopo_speed_one_core.json): the per-core comparison.
 
 Data (random, fixed seeds, hopper-like so the termination function applies): heights 1.25 ± 0.02, angles ± 0.02,
 other joint angles ± 0.1, velocities ± 0.5, next states s + N(0, 0.01²), actions U[-1, 1], rewards N(0, 1),
@@ -565,7 +566,7 @@ def main():
         "target_ratio": TARGET_RATIO, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "args": vars(args),
         "versions": versions(kit_src), "affinity_cores": cores, "torch_threads": threads,
-        "jax_threads": "XLA default (CPU thread pool over all cores)",
+        "jax_threads": f"XLA default (CPU thread pool over the {cores} core(s) of this process's affinity)",
         "load_avg_start": os.getloadavg(),
         "sizes": {"obs_dim": OBS_DIM, "act_dim": ACT_DIM, "real_rows": N_REAL, "model_rows": N_MODEL,
                   "batch": BATCH, "real_rows_per_batch": {"bremen": N_REAL_BREMEN, "kit": N_REAL_KIT},
