@@ -87,7 +87,8 @@ def plot(res: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(res), figsize=(6 * len(res), 4.4), squeeze=False)
     names = sorted({a for algs in res.values() for a in algs})
-    colors = {a: plt.get_cmap("tab10")(i % 10) for i, a in enumerate(names)}
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    colors = {a: cmap(i % cmap.N) for i, a in enumerate(names)}
     for ax, (task, algs) in zip(axes[0], sorted(res.items())):
         for algorithm, r in sorted(algs.items()):
             d = np.arange(len(r["return_mean"]))
