@@ -204,7 +204,9 @@ class TRPOOptimizer:
         """One outer iteration: trpo.iterations TRPO steps on imaginary rollouts (one compiled call); with
         --policy_validation, then a check (none of either once the deployment's TRPO has stopped)."""
         c = self.config
-        if self.validation is not None and bool(self.validation.stopped):
+        v = self.validation
+        if v is not None and bool(v.stopped):  # after the stop: no TRPO, its iterations counted as skipped
+            self.validation = v._replace(skipped=v.skipped + c.trpo.iterations)
             return {k: np.zeros(0, np.float32) for k in TRPO_KEYS[2:]} | self._validation_info(None)
         if c.reinitialize_every_outer_iteration:
             self.trpo = self.trpo._replace(policy=self.bc.params, stats=self.bc.stats)
@@ -236,9 +238,8 @@ class TRPOOptimizer:
                                   jnp.zeros((), bool), key, skipped)
 
     def _validation_info(self, ratio) -> dict:
+        """The check's columns (``ratio`` None: no check, TRPO had stopped)."""
         v = self.validation
-        if ratio is None:  # a chunk after the stop: its iterations are not run
-            self.validation = v = v._replace(skipped=v.skipped + self.config.trpo.iterations)
         return {"validation_ratio": np.float32(np.nan if ratio is None else ratio),
                 "validation_misses": np.int32(v.misses), "validation_stopped": np.bool_(v.stopped)}
 
