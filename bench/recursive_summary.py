@@ -94,7 +94,7 @@ def plot(res: dict, path: Path) -> None:
             d = np.arange(len(r["return_mean"]))
             m = np.array(r["return_mean"])
             se = np.array([0.0 if v is None else v for v in r["return_stderr"]])
-            model_based = algorithm.split("/")[-1] in ("bremen", "me_trpo")
+            model_based = algorithm.split("/")[-1] in ("bremen", "me_trpo", "mopo", "morel")
             ax.plot(d, m, "o-" if model_based else "s--", color=colors[algorithm], alpha=1.0 if model_based else 0.8,
                     label=f"{algorithm} ({len(r['seeds'])} seed{'s' if len(r['seeds']) > 1 else ''})")
             ax.fill_between(d, m - se, m + se, color=colors[algorithm], alpha=0.2 if model_based else 0.1)
