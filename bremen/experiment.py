@@ -252,7 +252,8 @@ def resolve(args: argparse.Namespace, script: str = "offline") -> list[Experimen
     )
     agent = None
     if algorithm in registry.MODEL_FREE or algorithm in registry.METHODS:
-        agent = registry.agent_config(algorithm, preset, _baseline_options(args, algorithm), algo_sets, args.env)
+        agent = registry.agent_config(algorithm, preset, _baseline_options(args, algorithm), algo_sets, args.env,
+                                       recursive=script == "recursive")
     else:
         _baseline_options(args, algorithm)
     if algorithm == mopo.NAME:  # MOPO's ensemble; its epochs are the run's outer iterations

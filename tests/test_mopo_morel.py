@@ -205,3 +205,16 @@ def test_bad_settings_are_one_line_errors(args, fragment, tmp_path):
                         "--log_dir", str(tmp_path / "r"), *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 2 and fragment in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_mopo_takes_its_medium_config_offline_and_its_medium_replay_config_in_a_recursive_run():
+    from bremen.algos import mopo, registry
+    offline = registry.agent_config("mopo", "cpu", task="half_cheetah")
+    recursive = registry.agent_config("mopo", "cpu", task="half_cheetah", recursive=True)
+    assert (offline.rollout_length, offline.penalty_coef) == (1, 1.0)
+    assert (recursive.rollout_length, recursive.penalty_coef) == (5, 1.0)
+    assert registry.agent_config("mopo", "cpu", task="hopper", recursive=True).penalty_coef == 1.0
+    assert registry.agent_config("mopo", "cpu", task="hopper").penalty_coef == 5.0
+    given = registry.agent_config("mopo", "cpu", {"rollout_length": 2}, task="half_cheetah", recursive=True)
+    assert given.rollout_length == 2  # the user's option over the per-task value
+    assert set(mopo.RECURSIVE_TASKS) == set(mopo.TASKS)

@@ -14,8 +14,9 @@ transitions go into a model buffer holding the last ``retain_rollouts`` rollouts
 fraction ``real_ratio`` of its rows from the data and the rest from the model buffer.
 
 Settings and their sources (MOPO's public code, tianheyu927/mopo: examples/config/d4rl/*.py, base.py;
-docs/baselines.md has the table): h and λ per task from its D4RL "medium" configs (halfcheetah 1 / 1.0, hopper
-5 / 5.0, walker2d 5 / 5.0), rollout batch 50,000, one rollout per 1000 updates, 5 rollouts retained, real
+docs/model-based-offline.md has the table): h and λ per task from its D4RL "medium" configs offline
+(halfcheetah 1 / 1.0, hopper 5 / 5.0, walker2d 5 / 5.0) and from its "medium-replay" configs in a recursive run
+(5 / 1.0, 5 / 1.0, 1 / 1.0), rollout batch 50,000, one rollout per 1000 updates, 5 rollouts retained, real
 ratio 0.05, SAC with Adam 3e-4, 256-256 networks, batch 256, target entropy −3 (the code's value for every
 task), 1000 epochs of 1000 updates.
 """
@@ -67,7 +68,13 @@ class MOPOConfig:
 TASKS = {"half_cheetah": {"rollout_length": 1, "penalty_coef": 1.0},
          "hopper": {"rollout_length": 5, "penalty_coef": 5.0},
          "walker2d": {"rollout_length": 5, "penalty_coef": 5.0}}
-"""Per-task h and λ: MOPO's D4RL "medium" configs (the closest to a partially trained behavior policy)."""
+"""Per-task h and λ offline: MOPO's D4RL "medium" configs (the closest to a partially trained behavior policy)."""
+
+RECURSIVE_TASKS = {"half_cheetah": {"rollout_length": 5, "penalty_coef": 1.0},
+                   "hopper": {"rollout_length": 5, "penalty_coef": 1.0},
+                   "walker2d": {"rollout_length": 1, "penalty_coef": 1.0}}
+"""Per-task h and λ of a deployment-limited run: MOPO's D4RL "medium-replay" (v0 "mixed") configs, whose data
+is what a recursive run gathers, the batches of a policy from random to trained."""
 
 # cpu: the SAC of the cpu plan's SAC baseline in size, 30 epochs of 1000 updates, 5,000 rollout starts.
 # smoke: seconds.

@@ -44,7 +44,8 @@ def register(name: str, module: str, agent: str, config: str, label: str) -> Non
 
 def register_model_based(name: str, module: str, config: str, label: str) -> None:
     """A model-based algorithm on the ensemble (its learner: bremen.build.make_learner) whose ``module`` holds
-    its config class, ``validate``, ``PRESETS`` and optionally ``OPTION_NAMES``, ``TASKS`` (per-task values) and
+    its config class, ``validate``, ``PRESETS`` and optionally ``OPTION_NAMES``, ``TASKS`` and ``RECURSIVE_TASKS``
+    (per-task values, offline and recursive) and
     ``FLAGS`` (BREMEN flags it sets)."""
     if name in AGENTS or name in METHODS or name in BUILTIN_MODEL_BASED:
         raise ValueError(f"an algorithm named {name!r} is registered already")
@@ -135,15 +136,17 @@ def _apply(config, changes: dict, source: str):
 
 
 def agent_config(name: str, preset: str = "paper", options: Optional[dict] = None,
-                 settings: Optional[dict] = None, task: Optional[str] = None):
+                 settings: Optional[dict] = None, task: Optional[str] = None, recursive: bool = False):
     """The typed config of algorithm ``name`` (see the module docstring); a model-based method's per-task values
-    (its module's ``TASKS``) come after the defaults, before the preset."""
+    (its module's ``TASKS``, or ``RECURSIVE_TASKS`` for a recursive run where it has them) come after the
+    defaults, before the preset."""
     if name not in AGENTS and name not in METHODS:
         raise UserError(f"--algorithm {name!r} is not one of "
                         f"{', '.join(BUILTIN_MODEL_BASED + tuple(METHODS) + tuple(AGENTS))}")
     mod = module(name)
     config = default_config(name)
-    config = _apply(config, getattr(mod, "TASKS", {}).get(task, {}), f"{name} on {task}")
+    tasks = (recursive and getattr(mod, "RECURSIVE_TASKS", None)) or getattr(mod, "TASKS", {})
+    config = _apply(config, tasks.get(task, {}), f"{name} on {task}")
     presets = getattr(mod, "PRESETS", {})
     if preset not in presets:
         raise UserError(f"--preset {preset!r} is not one of {', '.join(presets)} for {name}")
