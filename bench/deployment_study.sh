@@ -13,6 +13,9 @@
 #   batch100k   it2000 with 100k real steps per deployment (the paper's batch-size regime)
 #   val2000     it2000 with ME-TRPO's policy validation: TRPO stops when fewer than 70 % of the members see the
 #               policy improve, 3 outer iterations in a row, and goes back to the last policy that passed
+#   pen500      --disagreement_penalty 1: imaginary rewards lose the members' largest disagreement (MOPO's
+#               penalty on BREMEN's ensemble; not in the original BREMEN), 500 iterations
+#   pen2000     the same at 2000 iterations
 # Logs: ROOT/TASK/ALGORITHM/seedS/ and its console output in ROOT/TASK_ALGORITHM_seedS.log, ROOT being
 # LOG_ROOT (default log/study/PLAN); bash bench/save_recursive_results.sh log/study bench/results/deployment_study
 # keeps the finished ones. PYTHON (default .venv/bin/python) and CPUS (a taskset list, e.g. 0) choose the
@@ -29,7 +32,9 @@ case $plan in
   reset1000) flags=(--interval 80 --onpol_iters 400 --max_path_length 1000 --no_use_s_t) ;;
   batch100k) flags=(--interval 80 --onpol_iters 400 --batch_size 100000) ;;
   val2000) flags=(--interval 80 --onpol_iters 400 --policy_validation 0.7 --validation_patience 3) ;;
-  *) echo "bench/deployment_study.sh: unknown plan '$plan' (cpu500, it2000, cl500, cl2000, reset1000, batch100k, val2000)" >&2
+  pen500) flags=(--disagreement_penalty 1) ;;
+  pen2000) flags=(--interval 80 --onpol_iters 400 --disagreement_penalty 1) ;;
+  *) echo "bench/deployment_study.sh: unknown plan '$plan' (cpu500, it2000, cl500, cl2000, reset1000, batch100k, val2000, pen500, pen2000)" >&2
      exit 2 ;;
 esac
 python=${PYTHON:-.venv/bin/python}

@@ -37,6 +37,7 @@ def learner_config(exp: Experiment) -> ModelBasedConfig:
         restore={part: f["restore_path"] for part, flag in RESTORE_FLAGS.items() if f[flag]},
         pessimism=morel.pessimism if morel else None, halt_penalty=morel.halt_penalty if morel else 0.0,
         validation_ratio=f["policy_validation"], validation_patience=f["validation_patience"],
+        disagreement_penalty=f["disagreement_penalty"],
     )
 
 

@@ -108,7 +108,7 @@ BOOL_FLAGS = ("padded_batch", "consistent_likelihood", "bootstrap_truncation", "
               "use_s_0", "pretrain_value", "const_sampling", "all_bc", "eval_model")
 EXTRA_DEFAULTS = {"start_pool_size": 10_000, "bc_steps_per_call": 10_000, "member_mode": "batch",
                   "subsample": "prefix", "dataset_normalizer": False, "reinit_agent": False,
-                  "policy_validation": 0.0, "validation_patience": 3}
+                  "policy_validation": 0.0, "validation_patience": 3, "disagreement_penalty": 0.0}
 
 
 @dataclass
@@ -374,6 +374,12 @@ def _check(flags: dict, params: ParamFile, task: str) -> None:
     if flags["policy_validation"] and flags["algorithm"] not in ("bremen", me_trpo.NAME):
         raise UserError(f"--policy_validation watches TRPO on BREMEN's ensemble (bremen, me_trpo), not "
                         f"{flags['algorithm']}; drop it")
+    if flags["disagreement_penalty"] < 0:
+        raise UserError(f"--disagreement_penalty is a coefficient >= 0 (0: off), got {flags['disagreement_penalty']}")
+    if flags["disagreement_penalty"] and flags["algorithm"] not in ("bremen", me_trpo.NAME):
+        raise UserError(f"--disagreement_penalty penalizes TRPO's imaginary rewards on BREMEN's ensemble (bremen, "
+                        f"me_trpo), not {flags['algorithm']}'s" + ("; MOPO's own is --penalty_coeff"
+                                                                   if flags["algorithm"] == "mopo" else "; drop it"))
     if flags["algorithm"] == me_trpo.NAME and flags["bc_init"]:
         raise UserError("--algorithm me_trpo starts from a fresh policy; drop --bc_init (or use --algorithm bremen)")
     if flags["use_s_t"] and flags["use_s_0"]:

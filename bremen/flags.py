@@ -81,6 +81,10 @@ def add_original_flags(p: argparse.ArgumentParser, script: str) -> None:
                             "to the last policy that passed (default 0: off)")
         b.add_argument("--validation_patience", type=int, default=None, metavar="N",
                        help="checks below --policy_validation in a row that stop TRPO (default 3)")
+        b.add_argument("--disagreement_penalty", type=float, default=None, metavar="LAMBDA",
+                       help="bremen, me_trpo: every imaginary step's reward loses LAMBDA times the ensemble members' "
+                            "largest pairwise distance (normalized state deltas), MOPO's penalty on BREMEN's "
+                            "ensemble (default 0: off)")
     if script == "offline":
         b.add_argument("--vmap_seeds", action="store_true",
                        help="model-free baselines: train all --random_seeds as one compiled program (one run "

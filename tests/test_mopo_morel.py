@@ -18,7 +18,7 @@ from bremen.algos.replay import ReplayBuffer
 from bremen.models import dynamics as D
 from bremen.models import normalizer as N
 from bremen.models import probabilistic as P
-from bremen.models.model_env import ModelEnv, max_disagreement, member_disagreement
+from bremen.models.model_env import ModelEnv, disagreement_on, member_disagreement
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,7 +69,8 @@ def test_morel_halts_where_the_members_disagree_and_charges_kappa():
     norm = N.identity_normalization(1, 1)
     obs, act = jnp.zeros((4, 1)), jnp.zeros((4, 1))
     assert float(member_disagreement(D.apply_all(ens, jnp.zeros((4, 2))), 1)[0]) == pytest.approx(3.0)
-    assert float(max_disagreement(ens, norm, obs, act)) == pytest.approx(3.0)
+    mean, top = disagreement_on(ens, norm, obs, act, chunk=3)  # two chunks, the second padded
+    assert float(mean) == pytest.approx(3.0) and float(top) == pytest.approx(3.0)
     reward = lambda s, a, s2: jnp.ones(s.shape[0])  # noqa: E731
     for threshold, halted in ((2.9, True), (3.1, False)):
         env = ModelEnv(reward, None, halt_threshold=threshold, halt_penalty=100.0)
@@ -77,6 +78,23 @@ def test_morel_halts_where_the_members_disagree_and_charges_kappa():
         np.testing.assert_allclose(np.asarray(nxt), 3.0)  # member 1's prediction
         assert bool(term.all()) == halted
         np.testing.assert_allclose(np.asarray(rew), 1.0 - 100.0 if halted else 1.0)
+
+
+def test_disagreement_penalty_lowers_every_reward_by_lambda_times_the_disagreement_in_both_member_modes():
+    ens = _constant_members([[0.0], [3.0], [1.0]])  # disagreement 3 everywhere
+    norm = N.identity_normalization(1, 1)
+    obs, act = jnp.zeros((4, 1)), jnp.zeros((4, 1))
+    reward = lambda s, a, s2: s2[:, 0]  # noqa: E731  (the chosen member's prediction)
+    for mode, members in (("batch", jnp.asarray(2)), ("rollout", jnp.array([0, 1, 2, 1]))):
+        plain = ModelEnv(reward, None, member_mode=mode)
+        env = ModelEnv(reward, None, member_mode=mode, disagreement_penalty=0.5)
+        nxt0, rew0, _ = plain.step_members(ens, norm, obs, act, members)
+        nxt, rew, term = env.step_members(ens, norm, obs, act, members)
+        np.testing.assert_allclose(np.asarray(nxt), np.asarray(nxt0))  # the same member's step
+        np.testing.assert_allclose(np.asarray(rew), np.asarray(rew0) - 0.5 * 3.0, rtol=1e-6)
+        assert not bool(term.any())
+    both = ModelEnv(lambda s, a, s2: jnp.ones(4), None, halt_threshold=2.9, halt_penalty=10.0, disagreement_penalty=2.0)
+    np.testing.assert_allclose(np.asarray(both.step_members(ens, norm, obs, act, jnp.asarray(0))[1]), 1.0 - 6.0 - 10.0)
 
 
 def test_mopo_step_samples_an_elite_and_penalizes_by_lambda_u():
@@ -199,6 +217,8 @@ def test_morel_records_its_threshold_and_halts_some_rollouts(hopper_data, tmp_pa
     (["--algorithm", "morel", "--pessimism_coef", "0"], "pessimism"),
     (["--algorithm", "bremen", "--rollout_length", "3"], "--rollout_length is an option of mopo"),
     (["--algorithm", "mopo", "--onpol_iters", "5"], "use --set algo.epochs"),
+    (["--disagreement_penalty", "-1"], "--disagreement_penalty is a coefficient >= 0"),
+    (["--algorithm", "mopo", "--disagreement_penalty", "1"], "MOPO's own is --penalty_coeff"),
 ])
 def test_bad_settings_are_one_line_errors(args, fragment, tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "offline.py"), "--env", "hopper", "--preset", "smoke",
@@ -218,3 +238,17 @@ def test_mopo_takes_its_medium_config_offline_and_its_medium_replay_config_in_a_
     given = registry.agent_config("mopo", "cpu", {"rollout_length": 2}, task="half_cheetah", recursive=True)
     assert given.rollout_length == 2  # the user's option over the per-task value
     assert set(mopo.RECURSIVE_TASKS) == set(mopo.TASKS)
+
+
+def test_disagreement_penalty_reaches_bremens_imaginary_rewards(hopper_data, tmp_path):
+    runs = {}
+    for name, extra in (("plain", []), ("penalized", ["--disagreement_penalty", "100"])):
+        r = _run("offline.py", "bremen", tmp_path / name, "--data_path", str(hopper_data), *extra)
+        assert r.returncode == 0, r.stderr[-2000:]
+        lines = (tmp_path / name / "progress.csv").read_text().splitlines()
+        runs[name] = [dict(zip(lines[0].split(","), row.split(","))) for row in lines[1:]]
+    params = json.loads((tmp_path / "penalized" / "params.json").read_text())
+    assert params["flags"]["disagreement_penalty"] == 100
+    # the same seed, model and BC start: the first outer iteration's imagined rewards differ by the penalty alone
+    plain, penalized = (float(runs[k][0]["imagined_return"]) for k in ("plain", "penalized"))
+    assert penalized < plain - 1.0, (plain, penalized)

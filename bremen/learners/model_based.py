@@ -31,7 +31,7 @@ from bremen.io.policy_io import NumpyPolicy
 from bremen.learners import ChunkReport, InnerLog
 from bremen.learners.trpo_optimizer import Model, TRPOOptimizer
 from bremen.models import dynamics as dyn_lib
-from bremen.models.model_env import ModelEnv, max_disagreement
+from bremen.models.model_env import ModelEnv, disagreement_on
 from bremen.models.normalizer import fit_normalization
 
 # phase key of the model's RNG stream (the optimizer's: bremen.learners.trpo_optimizer)
@@ -71,6 +71,9 @@ class ModelBasedConfig:
     divided by this (bremen.models.model_env); None: BREMEN's model env."""
     halt_penalty: float = 0.0
     """MOReL's κ, subtracted from a halting step's reward."""
+    disagreement_penalty: float = 0.0
+    """--disagreement_penalty λ: imaginary rewards lose λ times the members' largest disagreement
+    (bremen.models.model_env); 0: off."""
     validation_ratio: float = 0.0
     """--policy_validation: stop a deployment's TRPO when fewer than this share of the members see the policy
     improve, ``validation_patience`` outer iterations in a row (bremen.algos.policy_validation); 0: off."""
@@ -86,7 +89,8 @@ class ModelBasedLearner:
         self.task, self.config, self.seed, self.say = task, config, seed, say
         self.key = jax.random.PRNGKey(seed)
         self.model_env = ModelEnv.from_task(task, activation=config.dynamics.activation,
-                                            member_mode=config.member_mode)
+                                            member_mode=config.member_mode,
+                                            disagreement_penalty=config.disagreement_penalty)
         self.optimizer = optimizer if optimizer is not None else TRPOOptimizer(task, config, seed, self.key)
         o = self.optimizer
         self.phases = ("model",) + tuple(o.phases)
@@ -169,16 +173,20 @@ class ModelBasedLearner:
 
     def _pessimistic_env(self, data, threshold: Optional[float] = None) -> None:
         """MOReL: the model env halting at ``threshold`` (default: the data's largest member disagreement
-        divided by ``pessimism``)."""
+        divided by ``pessimism``). --disagreement_penalty: what the penalty costs on the data, said."""
         c = self.config
-        if c.pessimism is None:
-            return
-        if threshold is None:
-            top = max_disagreement(self.ens.params, self.norm, jnp.asarray(data.observations, jnp.float32),
-                                   jnp.asarray(data.actions, jnp.float32), c.dynamics.activation)
-            threshold = float(top) / c.pessimism
-        self.model_env = dataclasses.replace(self.model_env, halt_threshold=float(threshold),
-                                             halt_penalty=c.halt_penalty)
+        if threshold is None and (c.pessimism is not None or c.disagreement_penalty):
+            mean, top = (float(v) for v in disagreement_on(
+                self.ens.params, self.norm, jnp.asarray(data.observations, jnp.float32),
+                jnp.asarray(data.actions, jnp.float32), c.dynamics.activation))
+            if c.disagreement_penalty:
+                self.say(f"members' disagreement on the data: mean {mean:.3f}, max {top:.3f}; --disagreement_penalty "
+                         f"{c.disagreement_penalty:g} costs {c.disagreement_penalty * mean:.3f} a step there on average")
+            if c.pessimism is not None:
+                threshold = top / c.pessimism
+        if c.pessimism is not None:
+            self.model_env = dataclasses.replace(self.model_env, halt_threshold=float(threshold),
+                                                 halt_penalty=c.halt_penalty)
 
     def model_error(self, transitions) -> float:
         """--eval_model: one-step MSE of the ensemble (mean over members and dims) on real transitions."""

@@ -14,6 +14,10 @@ With ``halt_threshold`` it is MOReL's pessimistic MDP (Kidambi et al., 2020): a 
 than the threshold halts the episode (a termination: no bootstrap after it) and its reward is lowered by
 ``halt_penalty`` (κ).
 
+With ``disagreement_penalty`` λ > 0 every step's reward is lowered by λ·disagreement(s, a), the same measure:
+MOPO's uncertainty-penalized reward (Yu et al., 2020) on a deterministic ensemble, a penalty that grows where
+the policy leaves the data instead of a halt.
+
 :func:`rollout` is one ``lax.scan`` of ``n_steps`` lock-step steps over ``n_envs`` rows. How it relates to the
 original's batch assembly (§3.1, §3.4): the original runs n_envs = batch/H model envs in lock-step, restarts
 every ended rollout from a new start state, stops once the *completed* rollouts hold ≥ batch transitions,
@@ -78,6 +82,8 @@ class ModelEnv:
     """MOReL: halt where the members' disagreement exceeds this (None: never)."""
     halt_penalty: float = 0.0
     """MOReL's κ: subtracted from the reward of a halting step."""
+    disagreement_penalty: float = 0.0
+    """λ: every step's reward loses λ·disagreement(s, a) (0: none)."""
 
     @classmethod
     def from_task(cls, task, **kwargs) -> "ModelEnv":
@@ -107,10 +113,12 @@ class ModelEnv:
         act = jnp.clip(act, jnp.asarray(self.act_low, jnp.float32), jnp.asarray(self.act_high, jnp.float32))
         x = normalize_inputs(norm, obs, act)
         n_members = jax.tree.leaves(ens_params)[0].shape[0]
-        halted = None
-        if self.halt_threshold is not None:  # every member's prediction is needed for the disagreement
+        halted = disagreement = None
+        if self.halt_threshold is not None or self.disagreement_penalty:  # every member's prediction is needed
             every = apply_all(ens_params, x, self.activation)
-            halted = member_disagreement(every, obs.shape[-1]) > self.halt_threshold
+            disagreement = member_disagreement(every, obs.shape[-1])
+            if self.halt_threshold is not None:
+                halted = disagreement > self.halt_threshold
             out = every[members] if self.member_mode == "batch" else every[members, jnp.arange(obs.shape[0])]
         elif self.member_mode == "batch":
             # lax.switch over static member slices: inside a scan the slices are loop-invariant, so no
@@ -131,6 +139,8 @@ class ModelEnv:
             jnp.zeros(obs.shape[:1], bool) if self.termination_fn is None
             else jnp.asarray(self.termination_fn(next_obs), bool)
         )
+        if self.disagreement_penalty:
+            rew = rew - self.disagreement_penalty * disagreement
         if halted is not None:
             rew, term = jnp.where(halted, rew - self.halt_penalty, rew), term | halted
         return next_obs, rew, term
@@ -147,20 +157,21 @@ def member_disagreement(outputs, obs_dim: int):
 
 
 @partial(jax.jit, static_argnames=("activation", "chunk"))
-def max_disagreement(ens_params, norm, obs, act, activation: str = "relu", chunk: int = 4096):
-    """The largest :func:`member_disagreement` over the rows of ``(obs, act)`` (MOReL's threshold is this over
-    the data, divided by its pessimism coefficient), evaluated ``chunk`` rows at a time."""
+def disagreement_on(ens_params, norm, obs, act, activation: str = "relu", chunk: int = 4096):
+    """``(mean, max)`` of :func:`member_disagreement` over the rows of ``(obs, act)``, ``chunk`` rows at a time
+    (MOReL's threshold is the max over the data divided by its pessimism coefficient)."""
     n = obs.shape[0]
     pad = (-n) % chunk
     xs = jnp.pad(normalize_inputs(norm, obs, act), ((0, pad), (0, 0))).reshape(-1, chunk, obs.shape[-1] + act.shape[-1])
     mask = (jnp.arange(n + pad) < n).reshape(-1, chunk)
 
-    def body(best, xm):
+    def body(acc, xm):
         x, m = xm
-        d = member_disagreement(apply_all(ens_params, x, activation), obs.shape[-1])
-        return jnp.maximum(best, jnp.max(jnp.where(m, d, 0.0))), None
+        d = jnp.where(m, member_disagreement(apply_all(ens_params, x, activation), obs.shape[-1]), 0.0)
+        return (acc[0] + jnp.sum(d), jnp.maximum(acc[1], jnp.max(d))), None
 
-    return jax.lax.scan(body, jnp.asarray(0.0), (xs, mask))[0]
+    (total, top), _ = jax.lax.scan(body, (jnp.asarray(0.0), jnp.asarray(0.0)), (xs, mask))
+    return total / n, top
 
 
 class Rollout(NamedTuple):
