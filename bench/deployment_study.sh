@@ -11,6 +11,8 @@
 #   cl2000      --consistent_likelihood, 2000 iterations
 #   reset1000   it2000 with the paper's H = 1000 from reset start states (hopper: --no_use_s_t)
 #   batch100k   it2000 with 100k real steps per deployment (the paper's batch-size regime)
+#   b100k       the cpu plan (500 TRPO iterations) with 100k real steps per deployment
+#               (batch100k and b100k: a model-free agent makes one update per real step, 100k per deployment)
 #   val2000     it2000 with ME-TRPO's policy validation: TRPO stops when fewer than 70 % of the members see the
 #               policy improve, 3 outer iterations in a row, and goes back to the last policy that passed
 #   pen500      --disagreement_penalty 1: imaginary rewards lose the members' largest disagreement (MOPO's
@@ -31,11 +33,16 @@ case $plan in
   cl2000) flags=(--consistent_likelihood --interval 80 --onpol_iters 400) ;;
   reset1000) flags=(--interval 80 --onpol_iters 400 --max_path_length 1000 --no_use_s_t) ;;
   batch100k) flags=(--interval 80 --onpol_iters 400 --batch_size 100000) ;;
+  b100k) flags=(--batch_size 100000) ;;
   val2000) flags=(--interval 80 --onpol_iters 400 --policy_validation 0.7 --validation_patience 3) ;;
   pen500) flags=(--disagreement_penalty 1) ;;
   pen2000) flags=(--interval 80 --onpol_iters 400 --disagreement_penalty 1) ;;
-  *) echo "bench/deployment_study.sh: unknown plan '$plan' (cpu500, it2000, cl500, cl2000, reset1000, batch100k, val2000, pen500, pen2000)" >&2
+  *) echo "bench/deployment_study.sh: unknown plan '$plan' (cpu500, it2000, cl500, cl2000, reset1000, batch100k, b100k, val2000, pen500, pen2000)" >&2
      exit 2 ;;
+esac
+case $plan:$algorithm in
+  batch100k:bremen|batch100k:me_trpo|batch100k:mopo|batch100k:morel|b100k:bremen|b100k:me_trpo|b100k:mopo|b100k:morel) ;;
+  batch100k:*|b100k:*) flags+=(--set algo.steps=100000) ;;
 esac
 python=${PYTHON:-.venv/bin/python}
 pin=(); [ -n "${CPUS:-}" ] && pin=(taskset -c "$CPUS")
