@@ -91,7 +91,7 @@ def plot(res: dict, path: Path) -> None:
     colors = {a: cmap(i % cmap.N) for i, a in enumerate(names)}
     for ax, (task, algs) in zip(axes[0], sorted(res.items())):
         for algorithm, r in sorted(algs.items()):
-            d = np.arange(len(r["return_mean"]))
+            d = np.arange(1, len(r["return_mean"]) + 1)  # deployments done
             m = np.array(r["return_mean"])
             se = np.array([0.0 if v is None else v for v in r["return_stderr"]])
             model_based = algorithm.split("/")[-1] in ("bremen", "me_trpo", "mopo", "morel")
@@ -100,10 +100,10 @@ def plot(res: dict, path: Path) -> None:
             ax.fill_between(d, m - se, m + se, color=colors[algorithm], alpha=0.2 if model_based else 0.1)
         ax.set_xticks(d)
         ax.set_title(f"{task}: return after each deployment")
-        ax.set_xlabel(f"deployment ({r['real_samples'][0] // 1000}k real steps each)")
+        ax.set_xlabel(f"deployments ({r['real_samples'][0] // 1000}k real steps each)")
         ax.set_ylabel("return (10 episodes)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7 if len(algs) > 8 else 8, ncol=2 if len(algs) > 8 else 1)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
