@@ -360,26 +360,21 @@ def _check(flags: dict, params: ParamFile, task: str) -> None:
     for k in positive:
         if int(flags[k]) <= 0:
             raise UserError(f"--{k} must be positive, got {flags[k]}")
-    if flags["target_kl"] <= 0:
-        raise UserError(f"--target_kl must be positive, got {flags['target_kl']}")
-    if flags["gaussian"] <= 0:
-        raise UserError(f"--gaussian must be positive, got {flags['gaussian']}")
-    if flags["alpha"] < 0:
-        raise UserError(f"--alpha must be >= 0, got {flags['alpha']}")
+    for k in ("target_kl", "gaussian"):
+        if flags[k] <= 0:
+            raise UserError(f"--{k} must be positive, got {flags[k]}")
+    for k in ("alpha", "disagreement_penalty"):
+        if flags[k] < 0:
+            raise UserError(f"--{k} must be >= 0 (0: off), got {flags[k]}")
     if not 0 <= flags["policy_validation"] <= 1:
         raise UserError(f"--policy_validation is a share of the ensemble's members in [0, 1] (ME-TRPO: 0.7; 0: off), "
                         f"got {flags['policy_validation']}")
     if int(flags["validation_patience"]) < 1:
         raise UserError(f"--validation_patience must be at least 1 check, got {flags['validation_patience']}")
-    if flags["policy_validation"] and flags["algorithm"] not in ("bremen", me_trpo.NAME):
-        raise UserError(f"--policy_validation watches TRPO on BREMEN's ensemble (bremen, me_trpo), not "
-                        f"{flags['algorithm']}; drop it")
-    if flags["disagreement_penalty"] < 0:
-        raise UserError(f"--disagreement_penalty is a coefficient >= 0 (0: off), got {flags['disagreement_penalty']}")
-    if flags["disagreement_penalty"] and flags["algorithm"] not in ("bremen", me_trpo.NAME):
-        raise UserError(f"--disagreement_penalty penalizes TRPO's imaginary rewards on BREMEN's ensemble (bremen, "
-                        f"me_trpo), not {flags['algorithm']}'s" + ("; MOPO's own is --penalty_coeff"
-                                                                   if flags["algorithm"] == "mopo" else "; drop it"))
+    for k, does in (("policy_validation", "watches TRPO"), ("disagreement_penalty", "penalizes TRPO's imaginary rewards")):
+        if flags[k] and flags["algorithm"] not in ("bremen", me_trpo.NAME):
+            own = "MOPO's own is --penalty_coeff" if k == "disagreement_penalty" and flags["algorithm"] == "mopo" else "drop it"
+            raise UserError(f"--{k} {does} on BREMEN's ensemble (bremen, me_trpo), not {flags['algorithm']}; {own}")
     if flags["algorithm"] == me_trpo.NAME and flags["bc_init"]:
         raise UserError("--algorithm me_trpo starts from a fresh policy; drop --bc_init (or use --algorithm bremen)")
     if flags["use_s_t"] and flags["use_s_0"]:

@@ -217,7 +217,7 @@ def test_morel_records_its_threshold_and_halts_some_rollouts(hopper_data, tmp_pa
     (["--algorithm", "morel", "--pessimism_coef", "0"], "pessimism"),
     (["--algorithm", "bremen", "--rollout_length", "3"], "--rollout_length is an option of mopo"),
     (["--algorithm", "mopo", "--onpol_iters", "5"], "use --set algo.epochs"),
-    (["--disagreement_penalty", "-1"], "--disagreement_penalty is a coefficient >= 0"),
+    (["--disagreement_penalty", "-1"], "--disagreement_penalty must be >= 0"),
     (["--algorithm", "mopo", "--disagreement_penalty", "1"], "MOPO's own is --penalty_coeff"),
 ])
 def test_bad_settings_are_one_line_errors(args, fragment, tmp_path):
