@@ -40,9 +40,8 @@ case $plan in
   *) echo "bench/deployment_study.sh: unknown plan '$plan' (cpu500, it2000, cl500, cl2000, reset1000, batch100k, b100k, val2000, pen500, pen2000)" >&2
      exit 2 ;;
 esac
-case $plan:$algorithm in
-  batch100k:bremen|batch100k:me_trpo|batch100k:mopo|batch100k:morel|b100k:bremen|b100k:me_trpo|b100k:mopo|b100k:morel) ;;
-  batch100k:*|b100k:*) flags+=(--set algo.steps=100000) ;;
+case $plan in  # 100k-step batches: a model-free agent makes one update per real step
+  batch100k|b100k) case $algorithm in bremen|me_trpo|mopo|morel) ;; *) flags+=(--set algo.steps=100000) ;; esac ;;
 esac
 python=${PYTHON:-.venv/bin/python}
 pin=(); [ -n "${CPUS:-}" ] && pin=(taskset -c "$CPUS")

@@ -373,7 +373,7 @@ def _check(flags: dict, params: ParamFile, task: str) -> None:
         raise UserError(f"--validation_patience must be at least 1 check, got {flags['validation_patience']}")
     for k, does in (("policy_validation", "watches TRPO"), ("disagreement_penalty", "penalizes TRPO's imaginary rewards")):
         if flags[k] and flags["algorithm"] not in ("bremen", me_trpo.NAME):
-            own = "MOPO's own is --penalty_coeff" if k == "disagreement_penalty" and flags["algorithm"] == "mopo" else "drop it"
+            own = "MOPO's own is --penalty_coeff" if k == "disagreement_penalty" and flags["algorithm"] == mopo.NAME else "drop it"
             raise UserError(f"--{k} {does} on BREMEN's ensemble (bremen, me_trpo), not {flags['algorithm']}; {own}")
     if flags["algorithm"] == me_trpo.NAME and flags["bc_init"]:
         raise UserError("--algorithm me_trpo starts from a fresh policy; drop --bc_init (or use --algorithm bremen)")
