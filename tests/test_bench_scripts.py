@@ -35,12 +35,12 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
 
 def test_recursive_summary_averages_seeds_and_writes_per_deployment_tables(tmp_path):
     """Two seeds of two deployments: return mean ± s.e., TRPO iterations per deployment from the cumulative
-    count, the last outer iteration's KL and imagined return, and phase times, by hand."""
+    count, the KL and imagined return of the last outer iteration that ran TRPO, and phase times, by hand."""
     dep_header = ["deployment", "real_samples", "final_return", "time_collect", "time_model", "time_bc", "time_trpo",
                   "time_eval", "time_total", "peak_rss_mb"]
     prog_header = ["deployment", "trpo_iterations", "behavior_policy_kl_mean", "imagined_return"]
     runs = {0: ([100, 300], [[0, 25, 1.0, 50.0], [0, 50, 2.0, 60.0], [1, 75, 3.0, 70.0]]),
-            1: ([200, 500], [[0, 50, 4.0, 80.0], [1, 100, 5.0, 90.0]])}
+            1: ([200, 500], [[0, 50, 4.0, 80.0], [1, 100, 5.0, 90.0], [1, 100, "nan", ""]])}  # a stopped TRPO
     for seed, (returns, progress) in runs.items():
         run = tmp_path / "study" / "half_cheetah" / "bremen" / f"seed{seed}"
         _write_csv(run / "deployments.csv", dep_header,
