@@ -131,7 +131,8 @@ def plot(res: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(res), figsize=(6 * len(res), 4.4), squeeze=False)
+    crowded = max(len(algs) for algs in res.values()) > 8  # then each legend goes under its panel
+    fig, axes = plt.subplots(1, len(res), figsize=(6 * len(res), 6.4 if crowded else 4.4), squeeze=False)
     names = sorted({a for algs in res.values() for a in algs})
     cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     colors = {a: cmap(i % cmap.N) for i, a in enumerate(names)}
@@ -149,7 +150,10 @@ def plot(res: dict, path: Path) -> None:
         ax.set_xlabel(f"deployments ({r['real_samples'][0] // 1000}k real steps each)")
         ax.set_ylabel("return (10 episodes)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7 if len(algs) > 8 else 8, ncol=2 if len(algs) > 8 else 1)
+        if crowded:
+            ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+        else:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
