@@ -199,3 +199,21 @@ def test_recursive_warm_start_from_a_dataset(hopper_data, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "w" / "deployments.csv")))
     assert [int(r["real_samples"]) for r in rows] == [6000, 7000]
     assert "deployment 0: the dataset" in out.stderr
+
+
+def test_shipping_a_policy_checks_that_its_command_reproduces_the_run(full_run, tmp_path):
+    """bench/ship_recursive_policy.py writes weights/<task>/recursive/ with a command that resolves to the run's
+    own settings; plan flags the run did not use are refused (exit 2, one line) and nothing is written."""
+    run, _ = full_run
+    ship = [sys.executable, str(ROOT / "bench" / "ship_recursive_policy.py"), str(run), "a note"]
+    bad = subprocess.run([*ship, "--target_kl", "0.02"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr[-2000:]
+    assert "does not reproduce" in bad.stderr and "target_kl" in bad.stderr, bad.stderr
+    assert not (tmp_path / "weights").exists()
+    good = subprocess.run(ship, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert good.returncode == 0, good.stderr[-2000:]
+    meta = json.loads((tmp_path / "weights" / "hopper" / "recursive" / "policy.json").read_text())
+    assert meta["command"] == "python recursive.py --env hopper --preset smoke --seed 0 --algorithm bremen"
+    last = list(csv.DictReader(open(run / "deployments.csv")))[-1]
+    assert meta["return"]["stderr"] == float(last["final_return_stderr"]) and meta["note"] == "a note"
+    assert meta["deployments"] == len(list(csv.DictReader(open(run / "deployments.csv"))))
