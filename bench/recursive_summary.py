@@ -5,7 +5,7 @@ Reads ``<root>/<task>/<algorithm>/seed<S>/deployments.csv`` (the layout bench/re
 return is ``final_return``, the 10-episode evaluation every deployment ends with (env seeds shared by every
 run). Where the run's progress.csv is there too (model-based learners), it adds per deployment the TRPO
 iterations, the KL to BC (``behavior_policy_kl_mean``) and the imagined return of the deployment's last outer
-iteration that ran TRPO. Writes ``--out`` (JSON), ``--plot`` (PNG: one panel per task, return against
+iteration that ran TRPO. Writes ``--out`` (JSON), ``--plot`` (PNG: one panel per task and batch size, return against
 deployment) and, with ``--markdown``, one table per task and algorithm: per deployment the return, TRPO
 iterations run in it, KL to BC, imagined return and the wall time split (means over seeds).
 Run: ``python bench/recursive_summary.py log/recursive``, or several roots, each named:
@@ -127,19 +127,30 @@ def markdown(res: dict, command: str) -> str:
     return "\n".join(out)
 
 
+def plot_panels(res: dict) -> dict:
+    """{(task, real steps per deployment): {curve: summary}}: runs of 20k and 100k real steps a deployment are
+    not drawn on one x-axis."""
+    panels: dict = {}
+    for task, algs in sorted(res.items()):
+        for algorithm, r in sorted(algs.items()):
+            panels.setdefault((task, r["real_samples"][0]), {})[algorithm] = r
+    return panels
+
+
 def plot(res: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    crowded = max(len(algs) for algs in res.values()) > 8  # then each legend goes under its panel
-    fig, axes = plt.subplots(1, len(res), figsize=(6 * len(res), 6.4 if crowded else 4.4), squeeze=False)
+    panels = plot_panels(res)
+    crowded = max(len(algs) for algs in panels.values()) > 8  # then each legend goes under its panel
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 6.4 if crowded else 4.4), squeeze=False)
     names = sorted({a for algs in res.values() for a in algs})
     cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     colors = {a: cmap(i % cmap.N) for i, a in enumerate(names)}
-    for ax, (task, algs) in zip(axes[0], sorted(res.items())):
-        for algorithm, r in sorted(algs.items()):
+    for ax, ((task, batch), algs) in zip(axes[0], sorted(panels.items())):
+        for algorithm, r in algs.items():
             d = np.arange(1, len(r["return_mean"]) + 1)  # deployments done
             m = np.array(r["return_mean"])
             se = np.array([0.0 if v is None else v for v in r["return_stderr"]])
@@ -149,7 +160,7 @@ def plot(res: dict, path: Path) -> None:
             ax.fill_between(d, m - se, m + se, color=colors[algorithm], alpha=0.2 if model_based else 0.1)
         ax.set_xticks(d)
         ax.set_title(f"{task}: return after each deployment")
-        ax.set_xlabel(f"deployments ({r['real_samples'][0] // 1000}k real steps each)")
+        ax.set_xlabel(f"deployments ({batch // 1000}k real steps each)")
         ax.set_ylabel("return (10 episodes)")
         ax.grid(alpha=0.3)
         if crowded:

@@ -58,3 +58,18 @@ def test_recursive_summary_averages_seeds_and_writes_per_deployment_tables(tmp_p
     rows = [line for line in md.read_text().splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
     assert rows == ["| 1 | 20000 | 150 ± 50 | 50 | 3.0 | 70 | 1 | 15 | 2 | 100 | 3 | 200 |",
                     "| 2 | 40000 | 400 ± 100 | 38 | 4.0 | 80 | 1 | 15 | 2 | 100 | 3 | 200 |"]
+
+
+def test_recursive_summary_draws_each_batch_size_in_its_own_panel():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("recursive_summary", ROOT / "bench" / "recursive_summary.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = {"half_cheetah": {"a/bremen": {"real_samples": [20000, 40000]}, "b/bremen": {"real_samples": [100000, 200000]},
+                            "a/sac": {"real_samples": [20000, 40000]}},
+           "hopper": {"a/bremen": {"real_samples": [20000, 40000]}}}
+    panels = mod.plot_panels(res)
+    assert {k: sorted(v) for k, v in panels.items()} == {("half_cheetah", 20000): ["a/bremen", "a/sac"],
+                                                         ("half_cheetah", 100000): ["b/bremen"],
+                                                         ("hopper", 20000): ["a/bremen"]}
