@@ -5,8 +5,8 @@ Reads ``<root>/<task>/<algorithm>/seed<S>/deployments.csv`` (the layout bench/re
 return is ``final_return``, the 10-episode evaluation every deployment ends with (env seeds shared by every
 run). Where the run's progress.csv is there too (model-based learners), it adds per deployment the TRPO
 iterations, the KL to BC (``behavior_policy_kl_mean``) and the imagined return of the deployment's last outer
-iteration that ran TRPO. Writes ``--out`` (JSON), ``--plot`` (PNG: one panel per task and batch size, return against
-deployment) and, with ``--markdown``, one table per task and algorithm: per deployment the return, TRPO
+iteration that ran TRPO. Writes ``--out`` (JSON), ``--plot`` (PNG: one panel per task and batch size, return
+against deployment) and, with ``--markdown``, one table per task and algorithm: per deployment the return, TRPO
 iterations run in it, KL to BC, imagined return and the wall time split (means over seeds).
 Run: ``python bench/recursive_summary.py log/recursive``, or several roots, each named:
 ``python bench/recursive_summary.py cpu500=bench/results/recursive_cpu it2000=bench/results/deployment_study/it2000``
