@@ -20,8 +20,7 @@ from pathlib import Path
 from bremen.cli.recursive import build_parser
 from bremen.experiment import resolve
 from bremen.io.policy_io import load_policy, save_policy
-
-_RUN_ONLY = {"run_dir", "exp_name", "sub_exp_name", "restart_iter", "restore_path"}  # where, not what, a run is
+from bremen.run.directory import changed_settings
 
 
 def main() -> None:
@@ -33,12 +32,10 @@ def main() -> None:
     args = ["--env", params["task"], "--preset", params["preset"], "--seed", str(params["seed"]),
             "--algorithm", params["flags"]["algorithm"], *extra]
     exp = resolve(build_parser().parse_args([*args, "--log_dir", str(run)]), "recursive")[0]
-    got = json.loads(json.dumps(exp.to_dict()))
-    diff = sorted(k for k in params["flags"] if k not in _RUN_ONLY and got["flags"].get(k) != params["flags"][k])
-    diff += sorted(k for k in ("params", "dynamics", "bc", "trpo", "agent") if got.get(k) != params.get(k))
-    if diff:
-        print(f"ship_recursive_policy: 'recursive.py {shlex.join(args)}' does not reproduce {run}: it differs in "
-              f"{', '.join(diff)}; give the run's plan flags after the note", file=sys.stderr)
+    changed = changed_settings(params, exp.to_dict())  # the comparison a --resume makes
+    if changed:
+        print(f"ship_recursive_policy: 'recursive.py {shlex.join(args)}' does not reproduce {run}: "
+              f"{'; '.join(changed[:3])}; give the run's plan flags after the note", file=sys.stderr)
         sys.exit(2)
     row = list(csv.DictReader(open(run / "deployments.csv")))[-1]
     ret = {**policy.metadata["return"], "stderr": float(row["final_return_stderr"])}

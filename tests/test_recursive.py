@@ -214,6 +214,6 @@ def test_shipping_a_policy_checks_that_its_command_reproduces_the_run(full_run, 
     assert good.returncode == 0, good.stderr[-2000:]
     meta = json.loads((tmp_path / "weights" / "hopper" / "recursive" / "policy.json").read_text())
     assert meta["command"] == "python recursive.py --env hopper --preset smoke --seed 0 --algorithm bremen"
-    last = list(csv.DictReader(open(run / "deployments.csv")))[-1]
-    assert meta["return"]["stderr"] == float(last["final_return_stderr"]) and meta["note"] == "a note"
-    assert meta["deployments"] == len(list(csv.DictReader(open(run / "deployments.csv"))))
+    deployments = list(csv.DictReader(open(run / "deployments.csv")))
+    assert meta["return"]["stderr"] == float(deployments[-1]["final_return_stderr"]) and meta["note"] == "a note"
+    assert meta["deployments"] == len(deployments)
