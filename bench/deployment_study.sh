@@ -12,9 +12,11 @@
 #   reset1000   it2000 with the paper's H = 1000 from reset start states (hopper: --no_use_s_t)
 #   batch100k   it2000 with 100k real steps per deployment (the paper's batch-size regime)
 #   b100k       the cpu plan (500 TRPO iterations) with 100k real steps per deployment
-#               (batch100k and b100k: a model-free agent makes one update per real step, 100k per deployment)
+#               (batch100k, b100k, val100k: a model-free agent makes one update per real step, 100k per deployment)
 #   val2000     it2000 with ME-TRPO's policy validation: TRPO stops when fewer than 70 % of the members see the
 #               policy improve, 3 outer iterations in a row, and goes back to the last policy that passed
+#   val100k     batch100k with val2000's policy validation (the guard against the model exploitation batch100k
+#               showed from its fourth deployment)
 #   pen500      --disagreement_penalty 1: imaginary rewards lose the members' largest disagreement (MOPO's
 #               penalty on BREMEN's ensemble; not in the original BREMEN), 500 iterations
 #   pen2000     the same at 2000 iterations
@@ -35,13 +37,14 @@ case $plan in
   batch100k) flags=(--interval 80 --onpol_iters 400 --batch_size 100000) ;;
   b100k) flags=(--batch_size 100000) ;;
   val2000) flags=(--interval 80 --onpol_iters 400 --policy_validation 0.7 --validation_patience 3) ;;
+  val100k) flags=(--interval 80 --onpol_iters 400 --batch_size 100000 --policy_validation 0.7 --validation_patience 3) ;;
   pen500) flags=(--disagreement_penalty 1) ;;
   pen2000) flags=(--interval 80 --onpol_iters 400 --disagreement_penalty 1) ;;
-  *) echo "bench/deployment_study.sh: unknown plan '$plan' (cpu500, it2000, cl500, cl2000, reset1000, batch100k, b100k, val2000, pen500, pen2000)" >&2
+  *) echo "bench/deployment_study.sh: unknown plan '$plan' (cpu500, it2000, cl500, cl2000, reset1000, batch100k, b100k, val2000, val100k, pen500, pen2000)" >&2
      exit 2 ;;
 esac
 case $plan in  # 100k-step batches: a model-free agent makes one update per real step
-  batch100k|b100k) case $algorithm in bremen|me_trpo|mopo|morel) ;; *) flags+=(--set algo.steps=100000) ;; esac ;;
+  batch100k|b100k|val100k) case $algorithm in bremen|me_trpo|mopo|morel) ;; *) flags+=(--set algo.steps=100000) ;; esac ;;
 esac
 python=${PYTHON:-.venv/bin/python}
 pin=(); [ -n "${CPUS:-}" ] && pin=(taskset -c "$CPUS")
