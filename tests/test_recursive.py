@@ -91,6 +91,8 @@ def test_resume_after_kill_matches_an_uninterrupted_run(marker, full_run, tmp_pa
     assert not list(run.rglob(".*.tmp")), "the resume cleared what the kill cut short"
     assert rows(run / "progress.csv") == rows(full / "progress.csv")
     assert rows(run / "deployments.csv") == rows(full / "deployments.csv")
+    sa, sb = (json.loads((r / "summary.json").read_text()) for r in (full, run))
+    assert (sa["final_return"], sa["eval_return"]) == (sb["final_return"], sb["eval_return"])
     from bremen.data import load_dataset
 
     for d in range(3):
@@ -186,6 +188,12 @@ def test_every_deployment_ends_with_a_ten_episode_evaluation_and_its_policy(full
         assert meta["return"]["episode_mean"] == pytest.approx(float(r["final_return"]), rel=1e-5)
     summary = json.loads((full / "summary.json").read_text())
     assert summary["deployment_returns"] == pytest.approx([float(r["final_return"]) for r in rows], rel=1e-5)
+    # the final return is the last deployment's 10-episode one everywhere; the last outer iteration's own is eval_return
+    assert summary["final_return"] == pytest.approx(float(rows[-1]["final_return"]), rel=1e-5)
+    assert summary["final_return_stderr"] == pytest.approx(float(rows[-1]["final_return_stderr"]), rel=1e-5)
+    assert summary["eval_return"] == pytest.approx(float(rows[-1]["eval_return"]), rel=1e-5)
+    final = json.loads((full / "policy_final" / "policy.json").read_text())
+    assert final["return"] == meta["return"] and final["return_protocol"] == meta["return_protocol"]
 
 
 def test_recursive_warm_start_from_a_dataset(hopper_data, tmp_path):

@@ -371,7 +371,12 @@ class Run:
                      "episodes": int(float(last_row["episodes"]))} if last_row else {})
         if self._last_ev is not None and "env_seeds" in self._last_ev:  # episodes on recorded seeds: this
             final_ev = self._last_ev  # session's last evaluation as measured, so the seeds reproduce it exactly
-        self._export("policy_final", final_ev, n_iters - 1, self.learner.policy())
+        last_eval, protocol = final_ev.get("episode_mean"), None
+        rows = self.deploy_log.rows() if self.plan.reports_deployments else []
+        if rows:  # the final policy is the last deployment's: its return is that deployment's FINAL_EPISODES
+            # evaluation (policy_deployment<d>/), the number deployments.csv and the console report
+            final_ev, protocol = self._deployment_evaluation(int(float(rows[-1]["deployment"])))
+        self._export("policy_final", final_ev, n_iters - 1, self.learner.policy(), protocol=protocol)
         if c.video_dir:
             from bremen.io.video import VideoSettings, record_videos
 
@@ -386,9 +391,17 @@ class Run:
         if c.eval_target is not None:
             summary.update({"eval_target": c.eval_target, "partial_target": self.target.reached})
         if self.plan.reports_deployments:
-            summary["deployment_returns"] = [float(r["final_return"]) for r in self.deploy_log.rows()]
+            summary["deployment_returns"] = [float(r["final_return"]) for r in rows]
+        if rows:  # the last outer iteration's own shorter evaluation keeps deployments.csv's name for it
+            summary.update({"final_return_stderr": float(rows[-1]["final_return_stderr"]),
+                            "final_episodes": FINAL_EPISODES, "eval_return": last_eval})
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def _deployment_evaluation(self, d: int) -> tuple:
+        """(return, protocol) that deployment ``d``'s policy was exported with (:meth:`_report_deployment`)."""
+        doc = json.loads((self.dir / f"policy_deployment{d}" / "policy.json").read_text())
+        return doc["return"], doc["return_protocol"]
 
     def _export(self, name: str, ev: dict, itr: int, policy, algorithm: Optional[str] = None,
                 protocol: Optional[str] = None, extra: Optional[dict] = None):
