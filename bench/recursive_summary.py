@@ -176,7 +176,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("roots", nargs="+", help="ROOT, or LABEL=ROOT (several)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "recursive_cpu_summary.json")
-    p.add_argument("--plot", type=Path, default=Path(__file__).parent.parent / "docs" / "recursive" / "cpu_summary.png")
+    p.add_argument("--plot", type=Path, default=None, help="the plot (default: --out's path with .png)")
     p.add_argument("--markdown", type=Path, default=None, help="also write the per-deployment tables here")
     args = p.parse_args()
     runs: dict = {}
@@ -185,8 +185,9 @@ def main() -> None:
         read_runs(Path(path), label, runs)
     res = summarize(runs)
     args.out.write_text(json.dumps(res, indent=1) + "\n")
-    args.plot.parent.mkdir(parents=True, exist_ok=True)
-    plot(res, args.plot)
+    plot_path = args.plot or args.out.with_suffix(".png")
+    plot_path.parent.mkdir(parents=True, exist_ok=True)
+    plot(res, plot_path)
     if args.markdown:
         args.markdown.write_text(markdown(res, "python bench/recursive_summary.py " + " ".join(sys.argv[1:])) + "\n")
     for task, algs in res.items():
