@@ -53,7 +53,10 @@ mkdir -p "$root"
 for seed in "$@"; do
   dir=$root/$task/$algorithm/seed$seed
   [ -f "$dir/summary.json" ] && continue
-  resume=(); [ -f "$dir/checkpoint.npz" ] && resume=(--resume)
+  resume=()
+  if [ -f "$dir/checkpoint.npz" ]; then resume=(--resume)
+  elif [ -d "$dir" ]; then resume=(--force)  # stopped before its first checkpoint: nothing there to keep
+  fi
   log=$root/${task}_${algorithm}_seed$seed.log
   echo "$(date -u +%FT%TZ) $plan $task $algorithm seed $seed ${resume[*]}" >> "$log"
   "${pin[@]}" "$python" recursive.py --env "$task" --preset cpu --seed "$seed" --algorithm "$algorithm" "${flags[@]}" \
