@@ -390,10 +390,9 @@ class Run:
         }
         if c.eval_target is not None:
             summary.update({"eval_target": c.eval_target, "partial_target": self.target.reached})
-        if self.plan.reports_deployments:
-            summary["deployment_returns"] = [float(r["final_return"]) for r in rows]
         if rows:  # the last outer iteration's own shorter evaluation keeps deployments.csv's name for it
-            summary.update({"final_return_stderr": float(rows[-1]["final_return_stderr"]),
+            summary.update({"deployment_returns": [float(r["final_return"]) for r in rows],
+                            "final_return_stderr": float(rows[-1]["final_return_stderr"]),
                             "final_episodes": FINAL_EPISODES, "eval_return": last_eval})
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
