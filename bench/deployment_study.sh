@@ -10,6 +10,8 @@
 #               pi_theta0 = N(pi_beta, sigma); a departure from the original code), 500 iterations
 #   cl2000      --consistent_likelihood, 2000 iterations
 #   reset1000   it2000 with the paper's H = 1000 from reset start states (hopper: --no_use_s_t)
+#   clreset1000 reset1000 with --consistent_likelihood (hopper reset1000 seed 0: TRPO lowered the imagined return
+#               within a deployment, 646 -> 415; tests whether steps taken under sigma's floor are the cause)
 #   batch100k   it2000 with 100k real steps per deployment (the paper's batch-size regime)
 #   b100k       the cpu plan (500 TRPO iterations) with 100k real steps per deployment
 #               (batch100k, b100k, val100k: a model-free agent makes one update per real step, 100k per deployment)
@@ -34,13 +36,14 @@ case $plan in
   cl500) flags=(--consistent_likelihood) ;;
   cl2000) flags=(--consistent_likelihood --interval 80 --onpol_iters 400) ;;
   reset1000) flags=(--interval 80 --onpol_iters 400 --max_path_length 1000 --no_use_s_t) ;;
+  clreset1000) flags=(--consistent_likelihood --interval 80 --onpol_iters 400 --max_path_length 1000 --no_use_s_t) ;;
   batch100k) flags=(--interval 80 --onpol_iters 400 --batch_size 100000) ;;
   b100k) flags=(--batch_size 100000) ;;
   val2000) flags=(--interval 80 --onpol_iters 400 --policy_validation 0.7 --validation_patience 3) ;;
   val100k) flags=(--interval 80 --onpol_iters 400 --batch_size 100000 --policy_validation 0.7 --validation_patience 3) ;;
   pen500) flags=(--disagreement_penalty 1) ;;
   pen2000) flags=(--interval 80 --onpol_iters 400 --disagreement_penalty 1) ;;
-  *) echo "bench/deployment_study.sh: unknown plan '$plan' (cpu500, it2000, cl500, cl2000, reset1000, batch100k, b100k, val2000, val100k, pen500, pen2000)" >&2
+  *) echo "bench/deployment_study.sh: unknown plan '$plan' (cpu500, it2000, cl500, cl2000, reset1000, clreset1000, batch100k, b100k, val2000, val100k, pen500, pen2000)" >&2
      exit 2 ;;
 esac
 case $plan in  # 100k-step batches: a model-free agent makes one update per real step
