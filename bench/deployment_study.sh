@@ -30,19 +30,22 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 [ $# -ge 4 ] || { echo "usage: bash bench/deployment_study.sh PLAN TASK ALGORITHM SEED [SEED ...]" >&2; exit 2; }
 plan=$1 task=$2 algorithm=$3; shift 3
+it2000=(--interval 80 --onpol_iters 400)  # the paper's 2000 TRPO iterations a deployment; the plans build on it
+reset1000=("${it2000[@]}" --max_path_length 1000 --no_use_s_t)
+validation=(--policy_validation 0.7 --validation_patience 3)
 case $plan in
   cpu500) flags=() ;;
-  it2000) flags=(--interval 80 --onpol_iters 400) ;;
+  it2000) flags=("${it2000[@]}") ;;
   cl500) flags=(--consistent_likelihood) ;;
-  cl2000) flags=(--consistent_likelihood --interval 80 --onpol_iters 400) ;;
-  reset1000) flags=(--interval 80 --onpol_iters 400 --max_path_length 1000 --no_use_s_t) ;;
-  clreset1000) flags=(--consistent_likelihood --interval 80 --onpol_iters 400 --max_path_length 1000 --no_use_s_t) ;;
-  batch100k) flags=(--interval 80 --onpol_iters 400 --batch_size 100000) ;;
+  cl2000) flags=(--consistent_likelihood "${it2000[@]}") ;;
+  reset1000) flags=("${reset1000[@]}") ;;
+  clreset1000) flags=(--consistent_likelihood "${reset1000[@]}") ;;
+  batch100k) flags=("${it2000[@]}" --batch_size 100000) ;;
   b100k) flags=(--batch_size 100000) ;;
-  val2000) flags=(--interval 80 --onpol_iters 400 --policy_validation 0.7 --validation_patience 3) ;;
-  val100k) flags=(--interval 80 --onpol_iters 400 --batch_size 100000 --policy_validation 0.7 --validation_patience 3) ;;
+  val2000) flags=("${it2000[@]}" "${validation[@]}") ;;
+  val100k) flags=("${it2000[@]}" --batch_size 100000 "${validation[@]}") ;;
   pen500) flags=(--disagreement_penalty 1) ;;
-  pen2000) flags=(--interval 80 --onpol_iters 400 --disagreement_penalty 1) ;;
+  pen2000) flags=("${it2000[@]}" --disagreement_penalty 1) ;;
   *) echo "bench/deployment_study.sh: unknown plan '$plan' (cpu500, it2000, cl500, cl2000, reset1000, clreset1000, batch100k, b100k, val2000, val100k, pen500, pen2000)" >&2
      exit 2 ;;
 esac
