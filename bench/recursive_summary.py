@@ -150,6 +150,7 @@ def plot(res: dict, path: Path) -> None:
     cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     colors = {a: cmap(i % cmap.N) for i, a in enumerate(names)}
     for ax, ((task, batch), algs) in zip(axes[0], sorted(panels.items())):
+        longest = max(len(r["return_mean"]) for r in algs.values())
         for algorithm, r in algs.items():
             d = np.arange(1, len(r["return_mean"]) + 1)  # deployments done
             m = np.array(r["return_mean"])
@@ -158,7 +159,7 @@ def plot(res: dict, path: Path) -> None:
             ax.plot(d, m, "o-" if model_based else "s--", color=colors[algorithm], alpha=1.0 if model_based else 0.8,
                     label=f"{algorithm} ({len(r['seeds'])} seed{'s' if len(r['seeds']) > 1 else ''})")
             ax.fill_between(d, m - se, m + se, color=colors[algorithm], alpha=0.2 if model_based else 0.1)
-        ax.set_xticks(d)
+        ax.set_xticks(np.arange(1, longest + 1))
         ax.set_title(f"{task}: return after each deployment")
         ax.set_xlabel(f"deployments ({batch // 1000}k real steps each)")
         ax.set_ylabel("return (10 episodes)")
