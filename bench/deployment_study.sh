@@ -6,6 +6,7 @@
 # bench/results/recursive_cpu) and changes only what its name says:
 #   cpu500      the cpu plan itself: 20 outer iterations (500 TRPO iterations) per deployment
 #   it2000      the paper's 2000 TRPO iterations per deployment (--interval 80 --onpol_iters 400)
+#   it2000x10   it2000 continued to 10 deployments of the same 20k real steps
 #   cl500       --consistent_likelihood (ratios and KL under the sampling distribution N(mu, 0.1), the paper's
 #               pi_theta0 = N(pi_beta, sigma); a departure from the original code), 500 iterations
 #   cl2000      --consistent_likelihood, 2000 iterations
@@ -36,6 +37,7 @@ validation=(--policy_validation 0.7 --validation_patience 3)
 case $plan in
   cpu500) flags=() ;;
   it2000) flags=("${it2000[@]}") ;;
+  it2000x10) flags=(--interval 80 --deployments 10 --batch_size 20000) ;;  # --onpol_iters follows from these
   cl500) flags=(--consistent_likelihood) ;;
   cl2000) flags=(--consistent_likelihood "${it2000[@]}") ;;
   reset1000) flags=("${reset1000[@]}") ;;
@@ -46,7 +48,7 @@ case $plan in
   val100k) flags=("${it2000[@]}" --batch_size 100000 "${validation[@]}") ;;
   pen500) flags=(--disagreement_penalty 1) ;;
   pen2000) flags=("${it2000[@]}" --disagreement_penalty 1) ;;
-  *) echo "bench/deployment_study.sh: unknown plan '$plan' (cpu500, it2000, cl500, cl2000, reset1000, clreset1000, batch100k, b100k, val2000, val100k, pen500, pen2000)" >&2
+  *) echo "bench/deployment_study.sh: unknown plan '$plan' (cpu500, it2000, it2000x10, cl500, cl2000, reset1000, clreset1000, batch100k, b100k, val2000, val100k, pen500, pen2000)" >&2
      exit 2 ;;
 esac
 case $plan in  # 100k-step batches: a model-free agent makes one update per real step
